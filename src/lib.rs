@@ -1,0 +1,1 @@
+//! TotalSegmentator in Rust.

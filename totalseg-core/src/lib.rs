@@ -1,0 +1,1 @@
+//! totalseg-core
