@@ -1,1 +1,12 @@
-//! totalseg-core
+//! Plain-Rust building blocks of the TotalSegmentator pipeline: image geometry,
+//! resampling, cropping, normalisation, the sliding-window plan, postprocessing,
+//! statistics and the task/class registry. No Burn here.
+
+pub mod crop;
+pub mod geometry;
+pub mod normalize;
+pub mod postprocess;
+pub mod resample;
+pub mod sliding_window;
+pub mod statistics;
+pub mod tasks;
