@@ -133,16 +133,29 @@ pub fn convert_model_folder(
         None => discover_folds(src, &options.checkpoint_name)?,
     };
 
+    // Hashing reads every checkpoint once more; it runs beside parsing and streaming.
+    let checkpoint_paths: Vec<PathBuf> = folds
+        .iter()
+        .map(|&fold| checkpoint_path(src, fold, &options.checkpoint_name))
+        .collect();
+    let hashing = {
+        let paths = checkpoint_paths.clone();
+        std::thread::spawn(move || {
+            paths
+                .iter()
+                .map(|p| sha256_file(p))
+                .collect::<Result<Vec<_>, _>>()
+        })
+    };
+
     let mut checkpoints = Vec::with_capacity(folds.len());
     let mut sources = Vec::with_capacity(folds.len());
-    for &fold in &folds {
-        let path = checkpoint_path(src, fold, &options.checkpoint_name);
-        let sha256 = sha256_file(&path)?;
-        let checkpoint = NnUnetCheckpoint::open(&path)?;
+    for (&fold, path) in folds.iter().zip(&checkpoint_paths) {
+        let checkpoint = NnUnetCheckpoint::open(path)?;
         sources.push(CheckpointSource {
             fold,
             file: format!("fold_{fold}/{}", options.checkpoint_name),
-            sha256,
+            sha256: String::new(),
             trainer_name: checkpoint.trainer_name.clone(),
             current_epoch: checkpoint.current_epoch,
         });
@@ -204,7 +217,7 @@ pub fn convert_model_folder(
     }
 
     let (labels, channel_names) = dataset.raw_labels_and_channels()?;
-    let model_json = ModelJson {
+    let mut model_json = ModelJson {
         format: FORMAT,
         format_version: FORMAT_VERSION,
         source: Source {
@@ -248,12 +261,6 @@ pub fn convert_model_folder(
         plans: raw_json(&plans_path, plans.text())?,
         dataset_json: raw_json(&dataset_path, dataset.text())?,
     };
-    let json_text =
-        serde_json::to_string_pretty(&model_json).map_err(|source| ConvertError::Json {
-            path: dst.join(MODEL_JSON_FILE),
-            source,
-        })?;
-
     // Plan the tensors, then stream them fold by fold.
     let mut planned = Vec::new();
     let mut sources_of = Vec::new();
@@ -304,6 +311,19 @@ pub fn convert_model_folder(
         source: e.into_error(),
     })?;
     file.sync_all().map_err(write_err(&safetensors_tmp))?;
+
+    let hashes = hashing.join().map_err(|_| ConvertError::ModelFolder {
+        path: src.to_path_buf(),
+        reason: "checkpoint hashing thread panicked".into(),
+    })??;
+    for (checkpoint, hash) in model_json.source.checkpoints.iter_mut().zip(hashes) {
+        checkpoint.sha256 = hash;
+    }
+    let json_text =
+        serde_json::to_string_pretty(&model_json).map_err(|source| ConvertError::Json {
+            path: dst.join(MODEL_JSON_FILE),
+            source,
+        })?;
 
     let json_tmp = outputs.temp_path(1).to_path_buf();
     let mut file = File::create(&json_tmp).map_err(write_err(&json_tmp))?;

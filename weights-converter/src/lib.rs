@@ -3,16 +3,19 @@
 //! described in `docs/model-format.md`, with no Python: the torch zip container and its
 //! pickle are read directly.
 //!
-//! ```no_run
+//! ```
 //! use weights_converter::{convert_model_folder, ConvertOptions, OutputDType};
+//! # let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/converter/inherits_from/",
+//! #     "Dataset990_ConverterInherits/nnUNetTrainer__nnUNetPlans__3d_fullres_small");
+//! # let out = tempfile::tempdir()?;
+//! # let (model_folder, output_dir) = (std::path::Path::new(fixture), out.path());
+//! // model_folder: e.g. .../Dataset291_.../nnUNetTrainerNoMirroring__nnUNetPlans__3d_fullres
 //! let options = ConvertOptions { dtype: OutputDType::F16, ..ConvertOptions::default() };
-//! let report = convert_model_folder(
-//!     "nnunet/results/Dataset291_TotalSegmentator_part1_organs_1559subj/nnUNetTrainerNoMirroring__nnUNetPlans__3d_fullres".as_ref(),
-//!     "models/organs".as_ref(),
-//!     &options,
-//! )?;
-//! println!("{} folds, {} parameters each", report.folds.len(), report.parameters_per_fold);
-//! # Ok::<(), weights_converter::ConvertError>(())
+//! let report = convert_model_folder(model_folder, output_dir, &options)?;
+//! assert_eq!(report.folds, vec![0]);
+//! assert!(output_dir.join("model.safetensors").is_file());
+//! assert!(output_dir.join("model.json").is_file());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod architecture;
