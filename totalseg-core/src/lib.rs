@@ -4,7 +4,10 @@
 
 pub mod crop;
 pub mod geometry;
+pub mod morphology;
+pub mod nonzero_crop;
 pub mod normalize;
+pub mod pairwise_sum;
 pub mod postprocess;
 pub mod resample;
 pub mod sliding_window;
