@@ -79,9 +79,14 @@ fn filter_axis(coeffs: &mut Array3<f64>, axis: usize) {
             .into_par_iter()
             .for_each(|mut plane| {
                 for mut row in plane.outer_iter_mut() {
-                    let mut line: Vec<f64> = row.to_vec();
-                    filter_line(&mut line);
-                    row.assign(&ndarray::ArrayView1::from(&line[..]));
+                    match row.as_slice_mut() {
+                        Some(line) => filter_line(line),
+                        None => {
+                            let mut line = row.to_vec();
+                            filter_line(&mut line);
+                            row.assign(&ndarray::ArrayView1::from(&line[..]));
+                        }
+                    }
                 }
             }),
     }
