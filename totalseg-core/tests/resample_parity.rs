@@ -21,6 +21,7 @@ fn fixture_dir() -> PathBuf {
 enum Npy {
     F64(ArrayD<f64>),
     F32(ArrayD<f32>),
+    F16(ArrayD<half::f16>),
     I32(ArrayD<i32>),
     I16(ArrayD<i16>),
     U8(ArrayD<u8>),
@@ -69,6 +70,9 @@ fn read_npy(name: &str) -> Npy {
     match descr {
         "<f8" => Npy::F64(decode(data, &shape, f64::from_le_bytes)),
         "<f4" => Npy::F32(decode(data, &shape, f32::from_le_bytes)),
+        "<f2" => Npy::F16(decode(data, &shape, |b| {
+            half::f16::from_bits(u16::from_le_bytes(b))
+        })),
         "<i4" => Npy::I32(decode(data, &shape, i32::from_le_bytes)),
         "<i2" => Npy::I16(decode(data, &shape, i16::from_le_bytes)),
         "|u1" => Npy::U8(decode(data, &shape, u8::from_le_bytes)),
@@ -258,40 +262,65 @@ fn label_maps_go_back_to_target_shape_identically() {
 #[test]
 fn nnunet_resampling_matches_including_separate_z() {
     let cases = cases("nnunet");
-    assert_eq!(cases.len(), 7);
+    assert_eq!(cases.len(), 9);
     let mut total_differing = 0;
     for c in cases {
         let name = c["name"].as_str().unwrap();
-        let Npy::F32(input) = read_npy(c["input"].as_str().unwrap()) else {
-            panic!("float32")
-        };
-        let Npy::F32(want) = read_npy(c["expected"].as_str().unwrap()) else {
-            panic!("float32")
-        };
-        let (input, want) = (as3(input), as3(want));
         let spacing = arr3(&c["spacing"], |v| v.as_f64().unwrap());
         let new_spacing = arr3(&c["new_spacing"], |v| v.as_f64().unwrap());
-        let new_shape = compute_new_shape(
-            [input.dim().0, input.dim().1, input.dim().2],
-            spacing,
-            new_spacing,
-        )
-        .unwrap();
-        assert_eq!(
-            new_shape,
-            arr3(&c["new_shape"], |v| v.as_u64().unwrap() as usize),
-            "{name}: new shape"
-        );
         let options = NnunetResampling {
             order: order(&c["order"]),
             ..NnunetResampling::default()
         };
-        let got: Array3<f32> =
-            resample_data_to_shape(input.view(), new_shape, spacing, new_spacing, &options)
-                .unwrap();
-        total_differing += assert_close(name, &got, &want);
+        let want_shape = arr3(&c["new_shape"], |v| v.as_u64().unwrap() as usize);
+        // nnU-Net casts back to the input dtype: float32 data, float16 logits.
+        match (
+            read_npy(c["input"].as_str().unwrap()),
+            read_npy(c["expected"].as_str().unwrap()),
+        ) {
+            (Npy::F32(input), Npy::F32(want)) => {
+                let (input, want) = (as3(input), as3(want));
+                let new_shape = compute_new_shape(dims(&input), spacing, new_spacing).unwrap();
+                assert_eq!(new_shape, want_shape, "{name}: new shape");
+                let got: Array3<f32> =
+                    resample_data_to_shape(input.view(), new_shape, spacing, new_spacing, &options)
+                        .unwrap();
+                total_differing += assert_close(name, &got, &want);
+            }
+            (Npy::F16(input), Npy::F16(want)) => {
+                let (input, want) = (as3(input), as3(want));
+                let new_shape = compute_new_shape(dims(&input), spacing, new_spacing).unwrap();
+                assert_eq!(new_shape, want_shape, "{name}: new shape");
+                let got: Array3<half::f16> =
+                    resample_data_to_shape(input.view(), new_shape, spacing, new_spacing, &options)
+                        .unwrap();
+                total_differing += assert_close(name, &got.mapv(f32::from), &want.mapv(f32::from));
+            }
+            _ => panic!("{name}: unexpected dtypes"),
+        }
     }
-    assert_eq!(total_differing, 0, "float32 outputs differing from nnU-Net");
+    assert_eq!(total_differing, 0, "outputs differing from nnU-Net");
+}
+
+#[test]
+fn float16_cast_matches_numpy_bit_for_bit() {
+    use totalseg_core::resample::CastFromF64;
+    let c = &cases("cast_f16")[0];
+    let Npy::F64(input) = read_npy(c["input"].as_str().unwrap()) else {
+        panic!("float64")
+    };
+    let Npy::F16(want) = read_npy(c["expected"].as_str().unwrap()) else {
+        panic!("float16")
+    };
+    assert!(input.len() > 300);
+    for (&x, &w) in input.iter().zip(want.iter()) {
+        assert_eq!(half::f16::cast_from_f64(x).to_bits(), w.to_bits(), "{x:e}");
+    }
+}
+
+fn dims<T>(a: &Array3<T>) -> [usize; 3] {
+    let (x, y, z) = a.dim();
+    [x, y, z]
 }
 
 #[test]
