@@ -5,8 +5,8 @@
 use ndarray::{Array4, Axis};
 use serde_json::Value;
 use totalseg_core::sliding_window::{
-    compute_steps, gaussian_importance_map, AccumulationPrecision, LogitAccumulator,
-    SlidingWindowError, SlidingWindowPlan,
+    add_fold_logits, average_fold_logits, compute_steps, gaussian_importance_map,
+    AccumulationPrecision, LogitAccumulator, SlidingWindowError, SlidingWindowPlan,
 };
 
 fn fixture(name: &str) -> Value {
@@ -291,4 +291,28 @@ fn padding_is_removed_and_pad_image_places_the_image() {
     for (a, b) in out.iter().zip(image.iter()) {
         assert!((a - b).abs() <= b.abs() * 2e-3, "{a} vs {b}");
     }
+}
+
+#[test]
+fn fold_average_is_bit_identical_to_nnunet() {
+    let f = fixture("sliding_window_accumulation.json");
+    let d = usizes(&f["folds"]["shape"]);
+    let to_array = |v: &Value| {
+        let values: Vec<half::f16> = f16_bits(v).into_iter().map(half::f16::from_bits).collect();
+        Array4::from_shape_vec((d[0], d[1], d[2], d[3]), values).unwrap()
+    };
+    let inputs: Vec<Array4<half::f16>> = f["folds"]["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(to_array)
+        .collect();
+    let mut total = inputs[0].clone();
+    for fold in &inputs[1..] {
+        add_fold_logits(&mut total, fold.view()).unwrap();
+    }
+    average_fold_logits(&mut total, inputs.len());
+    assert_eq!(total, to_array(&f["folds"]["expected"]));
+    let wrong = Array4::from_elem((1, 1, 1, 1), half::f16::ZERO);
+    assert!(add_fold_logits(&mut total, wrong.view()).is_err());
 }

@@ -231,7 +231,7 @@ impl LogitAccumulator {
             }
             Buffers::Single { logits, weights } => {
                 let quotient = divide_single(logits, &weights)?;
-                Ok(geometry.crop(&quotient, |src, dst| dst.copy_from_slice(src)))
+                geometry.crop_or_reuse(quotient)
             }
         }
     }
@@ -243,7 +243,7 @@ impl LogitAccumulator {
         match self.buffers {
             Buffers::Half { logits, weights } => {
                 let quotient = divide_half(logits, &weights)?;
-                Ok(geometry.crop(&quotient, |src, dst| dst.copy_from_slice(src)))
+                geometry.crop_or_reuse(quotient)
             }
             Buffers::Single { logits, weights } => {
                 let quotient = divide_single(logits, &weights)?;
@@ -271,6 +271,20 @@ struct CropGeometry {
 }
 
 impl CropGeometry {
+    /// The image region as an array: the buffer itself when nothing was padded (the usual
+    /// case, saving a copy of the largest array of the pipeline), else a cropped copy.
+    fn crop_or_reuse<T: Copy + Default + Send + Sync>(
+        &self,
+        data: Vec<T>,
+    ) -> Result<Array4<T>, SlidingWindowError> {
+        if self.image != self.padded {
+            return Ok(self.crop(&data, |src, dst| dst.copy_from_slice(src)));
+        }
+        let [d0, d1, d2] = self.padded;
+        Array4::from_shape_vec((self.num_classes, d0, d1, d2), data)
+            .map_err(|e| SlidingWindowError::BufferShape(e.to_string()))
+    }
+
     /// Copies the image region of flat padded `[c, d0, d1, d2]` data into a new array,
     /// converting row by row with `convert`.
     fn crop<S: Sync, T: Clone + Default + Send + Sync>(

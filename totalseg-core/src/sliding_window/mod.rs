@@ -25,10 +25,12 @@
 //! ```
 
 mod accumulator;
+mod folds;
 mod gaussian;
 mod plan;
 
 pub use accumulator::{AccumulationPrecision, LogitAccumulator};
+pub use folds::{add_fold_logits, average_fold_logits};
 pub use gaussian::{
     gaussian_importance_map, gaussian_importance_map_with, gaussian_kernel_1d, DEFAULT_SIGMA_SCALE,
     DEFAULT_VALUE_SCALING_FACTOR, GAUSSIAN_TRUNCATE,
@@ -86,6 +88,17 @@ pub enum SlidingWindowError {
         /// Shape received.
         actual: Vec<usize>,
     },
+    /// Fold logits with another shape than the running sum.
+    #[error("fold logits have shape {actual:?}, the running sum has {expected:?}")]
+    FoldShapeMismatch {
+        /// Shape of the running sum.
+        expected: Vec<usize>,
+        /// Shape received.
+        actual: Vec<usize>,
+    },
+    /// Internal: an accumulation buffer did not have the expected length.
+    #[error("accumulation buffer has an unexpected shape: {0}")]
+    BufferShape(String),
     /// nnU-Net's own check after the division: the fp16 sums overflowed.
     #[error("{count} accumulated logits are infinite after dividing by the tile weights (fp16 overflow; use AccumulationPrecision::Fp32)")]
     InfiniteLogits {
