@@ -1,0 +1,65 @@
+//! The errors of a segmentation run, each naming what failed and where.
+
+use std::path::PathBuf;
+
+use totalseg_core::crop::CropError;
+use totalseg_core::geometry::GeometryError;
+use totalseg_core::resample::ResampleError;
+use totalseg_core::sliding_window::SlidingWindowError;
+use totalseg_core::tasks::TaskError;
+
+/// Why a segmentation could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// Reading or writing an image failed.
+    #[error(transparent)]
+    Nifti(#[from] totalseg_io::nifti::NiftiError),
+    /// Finding, downloading or converting weights failed.
+    #[error(transparent)]
+    Weights(#[from] totalseg_io::weights::WeightsError),
+    /// The task or its options are not valid.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// Loading or running a network failed.
+    #[error("model {model}: {message}")]
+    Network {
+        /// The model folder or dataset.
+        model: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A model's configuration or output does not fit the pipeline.
+    #[error("{0}")]
+    Model(String),
+    /// The input image is not usable.
+    #[error("input {path}: {message}")]
+    Input {
+        /// The input file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Resampling failed.
+    #[error("resampling: {0}")]
+    Resample(#[from] ResampleError),
+    /// Sliding-window inference failed.
+    #[error("sliding window: {0}")]
+    SlidingWindow(#[from] SlidingWindowError),
+    /// Reorientation failed.
+    #[error("orientation: {0}")]
+    Geometry(#[from] GeometryError),
+    /// Cropping failed.
+    #[error("cropping: {0}")]
+    Crop(#[from] CropError),
+    /// Writing outputs failed.
+    #[error("output {path}: {source}")]
+    Output {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The requested device cannot be used.
+    #[error("device: {0}")]
+    Device(String),
+}

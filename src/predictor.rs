@@ -1,0 +1,408 @@
+//! nnU-Net's predictor for one model (all its folds), as `nnUNetPredictor.predict_from_files`
+//! runs it on one image: reader axis order, `transpose_forward`, crop to non-zero,
+//! normalisation, resampling to the model spacing (only when the shape changes), the
+//! gaussian-weighted sliding window with nnU-Net's fp16 sums, fold averaging, resampling the
+//! logits back, argmax, pasting into the uncropped box and `transpose_backward`.
+//!
+//! The network is behind [`TileNetwork`], so this module owns tiling, weighting and
+//! accumulation independently of Burn (the MONAI `sliding_window_inference` role).
+
+use half::f16;
+use ndarray::{Array3, Array4, Array5, ArrayView4, ArrayView5, Axis, Zip};
+use rayon::prelude::*;
+use totalseg_core::nonzero_crop::{crop_to_nonzero, insert_crop_into_image};
+use totalseg_core::normalize::{normalize_channel, IntensityProperties, NormalizationScheme};
+use totalseg_core::resample::{compute_new_shape, resample_data_to_shape, NnunetResampling};
+use totalseg_core::sliding_window::{
+    gaussian_importance_map, AccumulationPrecision, LogitAccumulator, SlidingWindowPlan,
+};
+
+use crate::error::SegmentError;
+
+/// A network that turns a batch of normalised tiles into logits.
+pub trait TileNetwork {
+    /// Number of output channels (labels, background included).
+    fn num_classes(&self) -> usize;
+    /// Number of folds whose logits are averaged.
+    fn num_folds(&self) -> usize;
+    /// Logits `[n, classes, p0, p1, p2]` of fold `fold` for tiles `[n, channels, p0, p1, p2]`.
+    fn predict_tiles(&self, fold: usize, tiles: ArrayView5<f32>) -> Result<Array5<f32>, SegmentError>;
+    /// How many tiles to send at once.
+    fn batch_size(&self) -> usize {
+        1
+    }
+}
+
+/// How one input channel is normalised (from the plans).
+#[derive(Debug, Clone)]
+pub struct ChannelNormalization {
+    /// The plans' `normalization_schemes` entry.
+    pub scheme: NormalizationScheme,
+    /// `foreground_intensity_properties_per_channel` entry (CT normalisation needs it).
+    pub properties: Option<IntensityProperties>,
+    /// `use_mask_for_norm`.
+    pub use_mask_for_norm: bool,
+}
+
+/// Everything the predictor needs from a model's plans, in nnU-Net's axis order (after
+/// `transpose_forward`).
+#[derive(Debug, Clone)]
+pub struct PredictorSettings {
+    /// Patch (tile) size.
+    pub patch_size: [usize; 3],
+    /// Target spacing of the configuration.
+    pub spacing: [f64; 3],
+    /// The plans' `transpose_forward`.
+    pub transpose_forward: [usize; 3],
+    /// The plans' `transpose_backward`.
+    pub transpose_backward: [usize; 3],
+    /// Per input channel normalisation.
+    pub channels: Vec<ChannelNormalization>,
+    /// Sliding-window step as a fraction of the patch (0.5, or 0.8 for the `total` tasks).
+    pub step_size: f64,
+    /// How tiles are summed (nnU-Net: fp16).
+    pub accumulation: AccumulationPrecision,
+    /// `resampling_fn_data_kwargs`.
+    pub data_resampling: NnunetResampling,
+    /// `resampling_fn_probabilities_kwargs`.
+    pub probabilities_resampling: NnunetResampling,
+}
+
+/// Progress of one prediction, for progress bars.
+pub trait TileProgress: Sync {
+    /// Called once with the total number of tile forward passes (tiles x folds).
+    fn start(&self, _total: u64) {}
+    /// Called after each batch with the number of tiles done in it.
+    fn advance(&self, _tiles: u64) {}
+}
+
+/// No progress reporting.
+pub struct NoTileProgress;
+impl TileProgress for NoTileProgress {}
+
+/// Predicts the label map of `image` (`[channels, i, j, k]` in NIfTI voxel order, spacing
+/// in the same order as the NIfTI header's zooms).
+///
+/// Returns labels over `[i, j, k]` (the argmax of the fold-averaged logits; 0 outside the
+/// non-zero crop).
+pub fn predict_labels(
+    image: ArrayView4<f32>,
+    zooms: [f64; 3],
+    settings: &PredictorSettings,
+    network: &dyn TileNetwork,
+    progress: &dyn TileProgress,
+) -> Result<Array3<u16>, SegmentError> {
+    if image.shape()[0] != settings.channels.len() {
+        return Err(SegmentError::Model(format!(
+            "the model expects {} input channel(s), got {}",
+            settings.channels.len(),
+            image.shape()[0]
+        )));
+    }
+    // nnU-Net's readers give (z, y, x) = the NIfTI array transposed, spacing reversed; then
+    // transpose_forward.
+    let tf = settings.transpose_forward;
+    let reader_axes = [2usize, 1, 0];
+    let axes: [usize; 3] = std::array::from_fn(|a| reader_axes[tf[a]]);
+    let data = image.permuted_axes([0, axes[0] + 1, axes[1] + 1, axes[2] + 1]);
+    let spacing: [f64; 3] = std::array::from_fn(|a| zooms[axes[a]]);
+    let data = data.as_standard_layout().to_owned();
+
+    let crop = crop_to_nonzero(data.view());
+    let mut cropped = crop.data;
+    let nonzero_mask = crop.seg.mapv(|v| v >= 0);
+    for (c, norm) in settings.channels.iter().enumerate() {
+        let mut channel = cropped.index_axis_mut(Axis(0), c);
+        normalize_channel(
+            &mut channel,
+            norm.scheme,
+            norm.properties.as_ref(),
+            norm.use_mask_for_norm,
+            Some(nonzero_mask.view()),
+        )
+        .map_err(|e| SegmentError::Model(format!("normalisation: {e}")))?;
+    }
+    let cropped_shape = dims3(cropped.shape());
+    let new_shape = compute_new_shape(cropped_shape, spacing, settings.spacing)?;
+    let resampled = if new_shape != cropped_shape {
+        resample_channels(
+            cropped.view(),
+            new_shape,
+            spacing,
+            settings.spacing,
+            &settings.data_resampling,
+        )?
+    } else {
+        cropped
+    };
+
+    let logits = predict_logits(resampled.view(), settings, network, progress)?;
+    let logits = if new_shape != cropped_shape {
+        resample_channels(
+            logits.view(),
+            cropped_shape,
+            settings.spacing,
+            spacing,
+            &settings.probabilities_resampling,
+        )?
+    } else {
+        logits
+    };
+    let labels = argmax_channels(logits.view());
+    let full = insert_crop_into_image(labels.view(), crop.bbox, crop.shape_before_cropping, 0u16)
+        .map_err(|e| SegmentError::Model(e.to_string()))?;
+    // transpose_backward, then back from the reader's (z, y, x) to NIfTI order.
+    let tb = settings.transpose_backward;
+    let unpermuted = full.permuted_axes(tb);
+    Ok(unpermuted.permuted_axes(reader_axes).as_standard_layout().to_owned())
+}
+
+/// The sliding window over a normalised `[channels, d0, d1, d2]` image: fold-averaged logits
+/// `[classes, d0, d1, d2]`, with nnU-Net's fp16 arithmetic by default.
+pub fn predict_logits(
+    image: ArrayView4<f32>,
+    settings: &PredictorSettings,
+    network: &dyn TileNetwork,
+    progress: &dyn TileProgress,
+) -> Result<Array4<f32>, SegmentError> {
+    let shape = dims3(&image.shape()[1..]);
+    let plan = SlidingWindowPlan::new(shape, settings.patch_size, settings.step_size)?;
+    let padded = plan.pad_image(image)?;
+    let gaussian = gaussian_importance_map(settings.patch_size);
+    let tiles: Vec<[usize; 3]> = plan.tiles().collect();
+    let folds = network.num_folds().max(1);
+    progress.start((tiles.len() * folds) as u64);
+    let classes = network.num_classes();
+    let batch = network.batch_size().max(1);
+    let channels = image.shape()[0];
+    let p = settings.patch_size;
+
+    let mut fold_sum: Option<FoldSum> = None;
+    for fold in 0..folds {
+        let mut acc = LogitAccumulator::with_importance_map(
+            classes,
+            &plan,
+            settings.accumulation,
+            gaussian.view(),
+        )?;
+        for group in tiles.chunks(batch) {
+            let mut input = Array5::<f32>::zeros((group.len(), channels, p[0], p[1], p[2]));
+            for (n, origin) in group.iter().enumerate() {
+                input
+                    .index_axis_mut(Axis(0), n)
+                    .assign(&padded.slice(plan.tile_slice(*origin)));
+            }
+            let out = network.predict_tiles(fold, input.view())?;
+            let expected = [group.len(), classes, p[0], p[1], p[2]];
+            if out.shape() != expected {
+                return Err(SegmentError::Model(format!(
+                    "the network returned logits of shape {:?}, expected {expected:?}",
+                    out.shape()
+                )));
+            }
+            for (n, origin) in group.iter().enumerate() {
+                acc.add_tile(*origin, out.index_axis(Axis(0), n))?;
+            }
+            progress.advance(group.len() as u64);
+        }
+        fold_sum = Some(match fold_sum {
+            None => FoldSum::first(acc)?,
+            Some(sum) => sum.add(acc)?,
+        });
+    }
+    match fold_sum {
+        Some(sum) => sum.average(folds),
+        None => Err(SegmentError::Model("the model has no folds".into())),
+    }
+}
+
+/// nnU-Net's fold loop: `prediction += fold_logits` in the logits' dtype (fp16 in 2.8), then
+/// `prediction /= n_folds`.
+enum FoldSum {
+    Half(Array4<f16>),
+    Single(Array4<f32>),
+}
+
+impl FoldSum {
+    fn first(acc: LogitAccumulator) -> Result<Self, SegmentError> {
+        Ok(match acc.precision() {
+            AccumulationPrecision::Fp32 => FoldSum::Single(acc.finish()?),
+            _ => FoldSum::Half(acc.finish_f16()?),
+        })
+    }
+
+    fn add(self, acc: LogitAccumulator) -> Result<Self, SegmentError> {
+        Ok(match self {
+            FoldSum::Single(mut sum) => {
+                sum += &acc.finish()?;
+                FoldSum::Single(sum)
+            }
+            FoldSum::Half(mut sum) => {
+                let next = acc.finish_f16()?;
+                Zip::from(&mut sum)
+                    .and(&next)
+                    .par_for_each(|s, &n| *s = f16::from_f32(s.to_f32() + n.to_f32()));
+                FoldSum::Half(sum)
+            }
+        })
+    }
+
+    fn average(self, folds: usize) -> Result<Array4<f32>, SegmentError> {
+        Ok(match self {
+            FoldSum::Single(mut sum) => {
+                if folds > 1 {
+                    sum.mapv_inplace(|v| v / folds as f32);
+                }
+                sum
+            }
+            FoldSum::Half(sum) => {
+                if folds > 1 {
+                    let n = f16::from_f32(folds as f32).to_f32();
+                    sum.mapv(|v| f16::from_f32(v.to_f32() / n).to_f32())
+                } else {
+                    sum.mapv(f16::to_f32)
+                }
+            }
+        })
+    }
+}
+
+/// Resamples every channel of `[c, d0, d1, d2]` with nnU-Net's data/probability resampling.
+fn resample_channels(
+    data: ArrayView4<f32>,
+    new_shape: [usize; 3],
+    current_spacing: [f64; 3],
+    new_spacing: [f64; 3],
+    options: &NnunetResampling,
+) -> Result<Array4<f32>, SegmentError> {
+    let channels: Vec<Array3<f32>> = data
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|c| resample_data_to_shape(c, new_shape, current_spacing, new_spacing, options))
+        .collect::<Result<_, _>>()?;
+    let mut out = Array4::<f32>::zeros((channels.len(), new_shape[0], new_shape[1], new_shape[2]));
+    for (c, ch) in channels.into_iter().enumerate() {
+        out.index_axis_mut(Axis(0), c).assign(&ch);
+    }
+    Ok(out)
+}
+
+/// Argmax over the channel axis; ties go to the lowest channel, as `torch.argmax`.
+pub fn argmax_channels(logits: ArrayView4<f32>) -> Array3<u16> {
+    let (c, d0, d1, d2) = logits.dim();
+    let mut best = logits.index_axis(Axis(0), 0).to_owned();
+    let mut labels = Array3::<u16>::zeros((d0, d1, d2));
+    for k in 1..c {
+        Zip::from(&mut best)
+            .and(&mut labels)
+            .and(logits.index_axis(Axis(0), k))
+            .par_for_each(|b, l, &v| {
+                if v > *b {
+                    *b = v;
+                    *l = k as u16;
+                }
+            });
+    }
+    labels
+}
+
+fn dims3(shape: &[usize]) -> [usize; 3] {
+    [shape[0], shape[1], shape[2]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array5;
+
+    /// A "network" whose logit k is the input times k: argmax is the top class where the
+    /// input is positive, class 0 elsewhere.
+    struct Linear {
+        classes: usize,
+    }
+
+    impl TileNetwork for Linear {
+        fn num_classes(&self) -> usize {
+            self.classes
+        }
+        fn num_folds(&self) -> usize {
+            1
+        }
+        fn predict_tiles(&self, _fold: usize, tiles: ArrayView5<f32>) -> Result<Array5<f32>, SegmentError> {
+            let (n, _, a, b, c) = tiles.dim();
+            Ok(Array5::from_shape_fn((n, self.classes, a, b, c), |(n, k, i, j, l)| {
+                tiles[[n, 0, i, j, l]] * k as f32
+            }))
+        }
+    }
+
+    fn settings(patch: [usize; 3]) -> PredictorSettings {
+        PredictorSettings {
+            patch_size: patch,
+            spacing: [1.0, 1.0, 1.0],
+            transpose_forward: [0, 1, 2],
+            transpose_backward: [0, 1, 2],
+            channels: vec![ChannelNormalization {
+                scheme: NormalizationScheme::Ct,
+                properties: Some(IntensityProperties {
+                    mean: 0.0,
+                    std: 100.0,
+                    percentile_00_5: -1000.0,
+                    percentile_99_5: 1000.0,
+                }),
+                use_mask_for_norm: false,
+            }],
+            step_size: 0.5,
+            accumulation: AccumulationPrecision::Fp16,
+            data_resampling: NnunetResampling::default(),
+            probabilities_resampling: NnunetResampling::default(),
+        }
+    }
+
+    #[test]
+    fn labels_come_back_in_nifti_axis_order() {
+        // An anisotropic image with a positive block at one corner: the labels must mark
+        // exactly that block, whatever the internal transposes.
+        let (a, b, c) = (9usize, 6usize, 5usize);
+        let image = Array4::from_shape_fn((1, a, b, c), |(_, i, j, k)| {
+            if i < 3 && j >= 4 && k == 1 {
+                500.0
+            } else {
+                -500.0
+            }
+        });
+        let labels = predict_labels(
+            image.view(),
+            [1.0, 1.0, 1.0],
+            &settings([4, 4, 4]),
+            &Linear { classes: 3 },
+            &NoTileProgress,
+        )
+        .unwrap();
+        assert_eq!(labels.dim(), (a, b, c));
+        for ((i, j, k), &l) in labels.indexed_iter() {
+            let inside = i < 3 && j >= 4 && k == 1;
+            assert_eq!(l, if inside { 2 } else { 0 }, "voxel {:?}", (i, j, k));
+        }
+    }
+
+    #[test]
+    fn argmax_ties_go_to_the_lowest_channel() {
+        let logits = Array4::from_shape_vec((3, 1, 1, 2), vec![1.0, 0.0, 1.0, 2.0, 0.5, 2.0]).unwrap();
+        let labels = argmax_channels(logits.view());
+        assert_eq!(labels.iter().copied().collect::<Vec<_>>(), vec![0, 1]);
+    }
+
+    #[test]
+    fn wrong_channel_count_is_an_error() {
+        let image = Array4::<f32>::zeros((2, 4, 4, 4));
+        let err = predict_labels(
+            image.view(),
+            [1.0; 3],
+            &settings([4, 4, 4]),
+            &Linear { classes: 2 },
+            &NoTileProgress,
+        );
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,339 @@
+//! The `Segmenter`: a task with its options and loaded models, applied to many volumes.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ndarray::Array3;
+use totalseg_core::geometry::Affine;
+use totalseg_core::postprocess::remove_outside_of_mask;
+use totalseg_core::sliding_window::AccumulationPrecision;
+use totalseg_core::statistics::{
+    basic_statistics, ct_to_i16, IntensityAggregation, Statistics, StatisticsOptions,
+};
+use totalseg_core::tasks::{CropOptions, CropSource, RoiSubset, Task, Variant};
+use totalseg_io::nifti::{Volume, NiftiHeader};
+
+use crate::error::SegmentError;
+use crate::pipeline::{predict_image, ModelProvider, ModelRun, PredictImageOptions};
+use crate::predictor::{NoTileProgress, TileProgress};
+
+/// Options of a run that do not change which models are loaded.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `--roi_subset` classes (validated against the task).
+    pub roi_subset: Option<RoiSubset>,
+    /// `--roi_subset_robust` was used.
+    pub roi_subset_robust: bool,
+    /// `--robust_crop`.
+    pub robust_crop: bool,
+    /// `--body_seg`.
+    pub body_seg: bool,
+    /// `--force_split`.
+    pub force_split: bool,
+    /// `--resampling_order` (default 1).
+    pub resampling_order: u8,
+    /// `--remove_small_blobs` in mm3.
+    pub remove_small_blobs_mm3: Option<f64>,
+    /// Statistics wanted (`--statistics`), and how.
+    pub statistics: Option<StatisticsOptions>,
+    /// `--save_lowres` (fast modes only).
+    pub save_lowres: bool,
+    /// Tile accumulation (nnU-Net's fp16 by default).
+    pub accumulation: AccumulationPrecision,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            roi_subset: None,
+            roi_subset_robust: false,
+            robust_crop: false,
+            body_seg: false,
+            force_split: false,
+            resampling_order: 1,
+            remove_small_blobs_mm3: None,
+            statistics: None,
+            save_lowres: false,
+            accumulation: AccumulationPrecision::Fp16,
+        }
+    }
+}
+
+/// A segmentation in the input geometry (or at model resolution with `--save_lowres`).
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    /// Output labels, `[i, j, k]` as the input volume.
+    pub labels: Array3<u8>,
+    /// Affine of `labels`.
+    pub affine: Affine,
+    /// The header outputs are written with (the input's, as TotalSegmentator copies it).
+    pub header: NiftiHeader,
+    /// `(label, class name)` of the classes in the output (roi subset applied).
+    pub classes: Vec<(u8, String)>,
+    /// Statistics, when asked for.
+    pub statistics: Option<Statistics>,
+}
+
+impl Segmentation {
+    /// The binary mask of one class, `None` if the class is not in this output.
+    pub fn mask(&self, class: &str) -> Option<Array3<bool>> {
+        let (label, _) = self.classes.iter().find(|(_, name)| name == class)?;
+        Some(self.labels.mapv(|v| v == *label))
+    }
+
+    /// Number of voxels per output class, in class order.
+    pub fn voxel_counts(&self) -> Vec<(String, u64)> {
+        let mut counts = [0u64; 256];
+        for &v in &self.labels {
+            counts[v as usize] += 1;
+        }
+        self.classes
+            .iter()
+            .map(|(l, n)| (n.clone(), counts[*l as usize]))
+            .collect()
+    }
+}
+
+/// Runs one task on volumes, with models obtained from a [`ModelProvider`] (loaded once).
+pub struct Segmenter {
+    task: Task,
+    options: RunOptions,
+    models: Arc<dyn ModelProvider + Send + Sync>,
+    progress: Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>,
+}
+
+impl Segmenter {
+    /// A segmenter for `task` whose models come from `models`.
+    pub fn with_provider(
+        task: Task,
+        options: RunOptions,
+        models: Arc<dyn ModelProvider + Send + Sync>,
+    ) -> Self {
+        Self {
+            task,
+            options,
+            models,
+            progress: Box::new(|_| Box::new(NoTileProgress)),
+        }
+    }
+
+    /// Reports tile progress through `progress(model name)`.
+    pub fn set_progress(&mut self, progress: Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>) {
+        self.progress = progress;
+    }
+
+    /// The task this segmenter runs.
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
+    /// The run options.
+    pub fn options(&self) -> &RunOptions {
+        &self.options
+    }
+
+    /// Segments `volume` as `TotalSegmentator` does with the same options.
+    pub fn segment(&self, volume: &Volume) -> Result<Segmentation, SegmentError> {
+        check_input(volume)?;
+        let task = &self.task;
+        let opts = &self.options;
+        let pre_pass = task.crop_pre_pass(&CropOptions {
+            roi_subset: opts.roi_subset.as_ref(),
+            roi_subset_robust: opts.roi_subset_robust,
+            robust_crop: opts.robust_crop,
+            body_seg: opts.body_seg,
+        })?;
+
+        // Crop pre-pass: a coarse segmentation whose classes give the crop mask.
+        let mut crop = None;
+        let mut outside_mask = None;
+        if let Some(pp) = &pre_pass {
+            if pp.cascade {
+                return Err(SegmentError::Model(format!(
+                    "task {} feeds its crop mask to the model as a cascade channel, which is not supported yet",
+                    task.name
+                )));
+            }
+            let coarse = match &pp.source {
+                CropSource::Model(m) => {
+                    let max = m.class_map.max_label();
+                    let run = ModelRun {
+                        task_name: m.task_name.to_string(),
+                        models: vec![(m.model, (0..=max).collect())],
+                        resolution_mm: Some(m.resolution_mm),
+                        step_size: m.step_size,
+                        postprocessing: m.postprocessing.clone(),
+                        class_map: m.class_map,
+                    };
+                    let options = PredictImageOptions {
+                        crop: None,
+                        force_split: false,
+                        resampling_order: opts.resampling_order,
+                        remove_small_blobs_mm3: None,
+                        low_res_statistics: None,
+                        save_lowres: false,
+                        accumulation: opts.accumulation,
+                    };
+                    predict_image(volume.data.view(), &volume.affine, &run, &options, self.models.as_ref(), &*self.progress)?
+                        .labels
+                }
+                CropSource::Task(name) => {
+                    let registry = totalseg_core::tasks::TaskRegistry::new();
+                    let sub_task = registry.task(name, Variant::Default)?;
+                    let sub = Segmenter {
+                        task: sub_task,
+                        options: RunOptions {
+                            resampling_order: opts.resampling_order,
+                            accumulation: opts.accumulation,
+                            ..RunOptions::default()
+                        },
+                        models: Arc::clone(&self.models),
+                        progress: Box::new(|_| Box::new(NoTileProgress)),
+                    };
+                    sub.segment(volume)?.labels
+                }
+            };
+            let wanted: Vec<u8> = pp.classes.iter().map(|(l, _)| *l as u8).collect();
+            crop = Some((coarse.mapv(|v| v != 0 && wanted.contains(&v)), pp.addon_mm));
+            if let Some((labels, remove)) = &pp.remove_outside {
+                let labels: Vec<u8> = labels.iter().map(|&l| l as u8).collect();
+                outside_mask = Some((coarse.mapv(|v| v != 0 && labels.contains(&v)), remove.dilation_mm));
+            }
+        }
+
+        // The task's own models.
+        let model_specs = match &opts.roi_subset {
+            Some(roi) => task.models_for_roi_subset(roi),
+            None => task.models.clone(),
+        };
+        let run = ModelRun {
+            task_name: task.prediction_task.to_string(),
+            models: model_specs
+                .iter()
+                .map(|m| (*m, task.output_label_lut(m)))
+                .collect(),
+            resolution_mm: task.resolution_mm,
+            step_size: task.step_size,
+            postprocessing: task.postprocessing.clone(),
+            class_map: task.class_map,
+        };
+        let classes = self.output_classes();
+        // TotalSegmentator computes statistics at model resolution in --fast mode.
+        let fast_statistics = task.requested_variant == Variant::Fast && opts.statistics.is_some();
+        let options = PredictImageOptions {
+            crop: crop.as_ref().map(|(m, addon)| (m.view(), *addon)),
+            force_split: opts.force_split,
+            resampling_order: opts.resampling_order,
+            remove_small_blobs_mm3: opts.remove_small_blobs_mm3,
+            low_res_statistics: if fast_statistics {
+                opts.statistics.map(|s| (classes.clone(), s))
+            } else {
+                None
+            },
+            save_lowres: opts.save_lowres,
+            accumulation: opts.accumulation,
+        };
+        let predicted = predict_image(
+            volume.data.view(),
+            &volume.affine,
+            &run,
+            &options,
+            self.models.as_ref(),
+            &*self.progress,
+        )?;
+        let mut labels = predicted.labels;
+
+        // roi_subset: keep only the requested classes.
+        if opts.roi_subset.is_some() {
+            let keep: Vec<u8> = classes.iter().map(|(l, _)| *l).collect();
+            labels.mapv_inplace(|v| if keep.contains(&v) { v } else { 0 });
+        }
+        if let Some((mask, dilation_mm)) = outside_mask {
+            let mean_zoom = volume.spacing.iter().sum::<f64>() / 3.0;
+            let iterations = (dilation_mm / mean_zoom) as usize;
+            remove_outside_of_mask(&mut labels, mask.view(), iterations)
+                .map_err(|e| SegmentError::Model(e.to_string()))?;
+        }
+
+        let statistics = match (fast_statistics, opts.statistics) {
+            (true, _) => predicted.statistics,
+            (false, Some(stats_options)) => Some(full_resolution_statistics(&labels, volume, &classes, stats_options)?),
+            (false, None) => None,
+        };
+        let header = if opts.save_lowres {
+            let (a, b, c) = labels.dim();
+            NiftiHeader::for_new_image([a, b, c], &predicted.affine, totalseg_io::nifti::NiftiDataType::U8)
+                .map_err(|e| SegmentError::Model(format!("low-resolution header: {e:?}")))?
+        } else {
+            volume.header.clone()
+        };
+        Ok(Segmentation {
+            labels,
+            affine: predicted.affine,
+            header,
+            classes,
+            statistics,
+        })
+    }
+
+    /// `(label, name)` of the output classes: the task's class map, filtered by roi_subset.
+    fn output_classes(&self) -> Vec<(u8, String)> {
+        self.task
+            .class_map
+            .iter()
+            .filter(|(_, name)| match &self.options.roi_subset {
+                Some(roi) => roi.contains(name),
+                None => true,
+            })
+            .map(|(l, n)| (l as u8, n.to_string()))
+            .collect()
+    }
+}
+
+/// Statistics on the final labels with the original CT (`get_basic_statistics(seg, img_in_orig)`).
+fn full_resolution_statistics(
+    labels: &Array3<u8>,
+    volume: &Volume,
+    classes: &[(u8, String)],
+    options: StatisticsOptions,
+) -> Result<Statistics, SegmentError> {
+    let ct = volume.data.mapv(|v| ct_to_i16(f64::from(v)));
+    let classes: Vec<(u8, &str)> = classes.iter().map(|(l, n)| (*l, n.as_str())).collect();
+    let spacing = volume.spacing.map(|v| v as f32);
+    basic_statistics(labels.view(), ct.view(), spacing, &classes, options)
+        .map_err(|e| SegmentError::Model(format!("statistics: {e}")))
+}
+
+/// Rejects inputs TotalSegmentator cannot segment meaningfully.
+fn check_input(volume: &Volume) -> Result<(), SegmentError> {
+    let path = volume.source.clone().unwrap_or_else(|| Path::new("<in-memory volume>").to_path_buf());
+    if volume.data.is_empty() {
+        return Err(SegmentError::Input { path, message: "the image has no voxels".into() });
+    }
+    if volume.data.iter().any(|v| !v.is_finite()) {
+        return Err(SegmentError::Input {
+            path,
+            message: "the image contains NaN or infinite voxels; a CT has finite Hounsfield units".into(),
+        });
+    }
+    if volume.spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(SegmentError::Input {
+            path,
+            message: format!("voxel spacing {:?} is not positive", volume.spacing),
+        });
+    }
+    Ok(())
+}
+
+/// Statistics options from the CLI's aggregation name and border flag.
+pub fn statistics_options(aggregation: &str, include_incomplete: bool) -> StatisticsOptions {
+    StatisticsOptions {
+        exclude_masks_at_border: !include_incomplete,
+        aggregation: if aggregation == "median" {
+            IntensityAggregation::Median
+        } else {
+            IntensityAggregation::Mean
+        },
+        normalized_intensities: false,
+    }
+}
