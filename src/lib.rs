@@ -5,12 +5,16 @@
 //! reorientation, resampling to the model spacing, nnU-Net's sliding window (fp16 sums), merge
 //! of multi-part models, postprocessing, back to the input geometry, write.
 
+pub mod builder;
 pub mod cli;
 pub mod error;
+pub mod models;
+pub mod output;
 pub mod pipeline;
 pub mod predictor;
 pub mod segmenter;
 
+pub use builder::{Device, SegmenterBuilder};
 pub use error::SegmentError;
 pub use segmenter::{RunOptions, Segmentation, Segmenter};
 pub use totalseg_core::tasks::{TaskRegistry, Variant};

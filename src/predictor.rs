@@ -26,7 +26,11 @@ pub trait TileNetwork {
     /// Number of folds whose logits are averaged.
     fn num_folds(&self) -> usize;
     /// Logits `[n, classes, p0, p1, p2]` of fold `fold` for tiles `[n, channels, p0, p1, p2]`.
-    fn predict_tiles(&self, fold: usize, tiles: ArrayView5<f32>) -> Result<Array5<f32>, SegmentError>;
+    fn predict_tiles(
+        &self,
+        fold: usize,
+        tiles: ArrayView5<f32>,
+    ) -> Result<Array5<f32>, SegmentError>;
     /// How many tiles to send at once.
     fn batch_size(&self) -> usize {
         1
@@ -154,7 +158,10 @@ pub fn predict_labels(
     // transpose_backward, then back from the reader's (z, y, x) to NIfTI order.
     let tb = settings.transpose_backward;
     let unpermuted = full.permuted_axes(tb);
-    Ok(unpermuted.permuted_axes(reader_axes).as_standard_layout().to_owned())
+    Ok(unpermuted
+        .permuted_axes(reader_axes)
+        .as_standard_layout()
+        .to_owned())
 }
 
 /// The sliding window over a normalised `[channels, d0, d1, d2]` image: fold-averaged logits
@@ -328,11 +335,16 @@ mod tests {
         fn num_folds(&self) -> usize {
             1
         }
-        fn predict_tiles(&self, _fold: usize, tiles: ArrayView5<f32>) -> Result<Array5<f32>, SegmentError> {
+        fn predict_tiles(
+            &self,
+            _fold: usize,
+            tiles: ArrayView5<f32>,
+        ) -> Result<Array5<f32>, SegmentError> {
             let (n, _, a, b, c) = tiles.dim();
-            Ok(Array5::from_shape_fn((n, self.classes, a, b, c), |(n, k, i, j, l)| {
-                tiles[[n, 0, i, j, l]] * k as f32
-            }))
+            Ok(Array5::from_shape_fn(
+                (n, self.classes, a, b, c),
+                |(n, k, i, j, l)| tiles[[n, 0, i, j, l]] * k as f32,
+            ))
         }
     }
 
@@ -388,7 +400,8 @@ mod tests {
 
     #[test]
     fn argmax_ties_go_to_the_lowest_channel() {
-        let logits = Array4::from_shape_vec((3, 1, 1, 2), vec![1.0, 0.0, 1.0, 2.0, 0.5, 2.0]).unwrap();
+        let logits =
+            Array4::from_shape_vec((3, 1, 1, 2), vec![1.0, 0.0, 1.0, 2.0, 0.5, 2.0]).unwrap();
         let labels = argmax_channels(logits.view());
         assert_eq!(labels.iter().copied().collect::<Vec<_>>(), vec![0, 1]);
     }

@@ -11,7 +11,7 @@ use totalseg_core::statistics::{
     basic_statistics, ct_to_i16, IntensityAggregation, Statistics, StatisticsOptions,
 };
 use totalseg_core::tasks::{CropOptions, CropSource, RoiSubset, Task, Variant};
-use totalseg_io::nifti::{Volume, NiftiHeader};
+use totalseg_io::nifti::{NiftiHeader, Volume};
 
 use crate::error::SegmentError;
 use crate::pipeline::{predict_image, ModelProvider, ModelRun, PredictImageOptions};
@@ -118,7 +118,10 @@ impl Segmenter {
     }
 
     /// Reports tile progress through `progress(model name)`.
-    pub fn set_progress(&mut self, progress: Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>) {
+    pub fn set_progress(
+        &mut self,
+        progress: Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>,
+    ) {
         self.progress = progress;
     }
 
@@ -174,8 +177,15 @@ impl Segmenter {
                         save_lowres: false,
                         accumulation: opts.accumulation,
                     };
-                    predict_image(volume.data.view(), &volume.affine, &run, &options, self.models.as_ref(), &*self.progress)?
-                        .labels
+                    predict_image(
+                        volume.data.view(),
+                        &volume.affine,
+                        &run,
+                        &options,
+                        self.models.as_ref(),
+                        &*self.progress,
+                    )?
+                    .labels
                 }
                 CropSource::Task(name) => {
                     let registry = totalseg_core::tasks::TaskRegistry::new();
@@ -197,7 +207,10 @@ impl Segmenter {
             crop = Some((coarse.mapv(|v| v != 0 && wanted.contains(&v)), pp.addon_mm));
             if let Some((labels, remove)) = &pp.remove_outside {
                 let labels: Vec<u8> = labels.iter().map(|&l| l as u8).collect();
-                outside_mask = Some((coarse.mapv(|v| v != 0 && labels.contains(&v)), remove.dilation_mm));
+                outside_mask = Some((
+                    coarse.mapv(|v| v != 0 && labels.contains(&v)),
+                    remove.dilation_mm,
+                ));
             }
         }
 
@@ -257,13 +270,22 @@ impl Segmenter {
 
         let statistics = match (fast_statistics, opts.statistics) {
             (true, _) => predicted.statistics,
-            (false, Some(stats_options)) => Some(full_resolution_statistics(&labels, volume, &classes, stats_options)?),
+            (false, Some(stats_options)) => Some(full_resolution_statistics(
+                &labels,
+                volume,
+                &classes,
+                stats_options,
+            )?),
             (false, None) => None,
         };
         let header = if opts.save_lowres {
             let (a, b, c) = labels.dim();
-            NiftiHeader::for_new_image([a, b, c], &predicted.affine, totalseg_io::nifti::NiftiDataType::U8)
-                .map_err(|e| SegmentError::Model(format!("low-resolution header: {e:?}")))?
+            NiftiHeader::for_new_image(
+                [a, b, c],
+                &predicted.affine,
+                totalseg_io::nifti::NiftiDataType::U8,
+            )
+            .map_err(|e| SegmentError::Model(format!("low-resolution header: {e:?}")))?
         } else {
             volume.header.clone()
         };
@@ -306,14 +328,21 @@ fn full_resolution_statistics(
 
 /// Rejects inputs TotalSegmentator cannot segment meaningfully.
 fn check_input(volume: &Volume) -> Result<(), SegmentError> {
-    let path = volume.source.clone().unwrap_or_else(|| Path::new("<in-memory volume>").to_path_buf());
+    let path = volume
+        .source
+        .clone()
+        .unwrap_or_else(|| Path::new("<in-memory volume>").to_path_buf());
     if volume.data.is_empty() {
-        return Err(SegmentError::Input { path, message: "the image has no voxels".into() });
+        return Err(SegmentError::Input {
+            path,
+            message: "the image has no voxels".into(),
+        });
     }
     if volume.data.iter().any(|v| !v.is_finite()) {
         return Err(SegmentError::Input {
             path,
-            message: "the image contains NaN or infinite voxels; a CT has finite Hounsfield units".into(),
+            message: "the image contains NaN or infinite voxels; a CT has finite Hounsfield units"
+                .into(),
         });
     }
     if volume.spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {

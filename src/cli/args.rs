@@ -207,10 +207,14 @@ mod tests {
 
     #[test]
     fn totalsegmentator_command_lines_parse_unchanged() {
-        let cli = parse("totalseg -i ct.nii.gz -o seg.nii.gz -ml -ta total -rs liver spleen -d cpu -q");
+        let cli =
+            parse("totalseg -i ct.nii.gz -o seg.nii.gz -ml -ta total -rs liver spleen -d cpu -q");
         assert!(cli.segment.ml);
         assert_eq!(cli.segment.task, "total");
-        assert_eq!(cli.segment.roi_subset, Some(vec!["liver".to_string(), "spleen".to_string()]));
+        assert_eq!(
+            cli.segment.roi_subset,
+            Some(vec!["liver".to_string(), "spleen".to_string()])
+        );
         assert_eq!(cli.segment.device, "cpu");
         assert!(cli.segment.quiet);
     }
@@ -243,7 +247,11 @@ mod tests {
 
     #[test]
     fn resampling_order_out_of_range_is_rejected() {
-        let argv = normalize_argv("totalseg -i a.nii -o b -ro 7".split_whitespace().map(String::from));
+        let argv = normalize_argv(
+            "totalseg -i a.nii -o b -ro 7"
+                .split_whitespace()
+                .map(String::from),
+        );
         assert!(Cli::try_parse_from(argv).is_err());
     }
 }

@@ -2,7 +2,9 @@
 
 use ndarray::{s, Array3, ArrayView3, Axis, Zip};
 use totalseg_core::crop::{crop_to_mask, undo_crop, BoundingBox};
-use totalseg_core::geometry::{as_closest_canonical, nifti_zooms_from_affine, undo_canonical, Affine};
+use totalseg_core::geometry::{
+    as_closest_canonical, nifti_zooms_from_affine, undo_canonical, Affine,
+};
 use totalseg_core::postprocess::{
     keep_largest_blob_multilabel, remove_auxiliary_labels, remove_small_blobs_all_classes,
     remove_small_blobs_multilabel, BlobSizeInterval,
@@ -73,7 +75,8 @@ pub fn predict_image(
                 }
                 let zooms = widen(nifti_zooms_from_affine(affine));
                 let addon_mm = addon.map(f64::from);
-                let (cropped, cropped_affine, bbox) = crop_to_mask(data, affine, zooms, mask, addon_mm)?;
+                let (cropped, cropped_affine, bbox) =
+                    crop_to_mask(data, affine, zooms, mask, addon_mm)?;
                 (cropped.mapv(int32_cast), cropped_affine, Some(bbox))
             }
             None => (data.to_owned(), *affine, None),
@@ -107,8 +110,14 @@ pub fn predict_image(
     let shape = dims(&model_input.view());
     let multi_model = run.models.len() > 1;
     let split = options.force_split
-        || (shape.iter().product::<usize>() > SPLIT_VOXEL_THRESHOLD && shape[2] > 200 && multi_model);
-    let parts = if split { split_ranges(shape[2]) } else { vec![(0, shape[2])] };
+        || (shape.iter().product::<usize>() > SPLIT_VOXEL_THRESHOLD
+            && shape[2] > 200
+            && multi_model);
+    let parts = if split {
+        split_ranges(shape[2])
+    } else {
+        vec![(0, shape[2])]
+    };
     let mut merged_parts: Vec<Array3<u8>> = parts
         .iter()
         .map(|&(a, b)| Array3::zeros((shape[0], shape[1], b - a)))
@@ -198,7 +207,12 @@ pub fn predict_image(
 
 /// nnunet.py's model-resolution postprocessing: auxiliary labels, the task's blob filters,
 /// then `--remove_small_blobs` on every class.
-fn postprocess(prediction: &mut Array3<u8>, run: &ModelRun, options: &PredictImageOptions<'_>, zooms: [f64; 3]) {
+fn postprocess(
+    prediction: &mut Array3<u8>,
+    run: &ModelRun,
+    options: &PredictImageOptions<'_>,
+    zooms: [f64; 3],
+) {
     let pp = &run.postprocessing;
     let spacing = narrow(zooms);
     if let Some(aux) = &pp.auxiliary_labels {
@@ -242,7 +256,8 @@ fn stitch_parts(parts: &[Array3<u8>], shape: [usize; 3]) -> Array3<u8> {
     let third = shape[2] / 3;
     let m = SPLIT_MARGIN;
     let mut out = Array3::<u8>::zeros((shape[0], shape[1], shape[2]));
-    out.slice_mut(s![.., .., ..third]).assign(&parts[0].slice(s![.., .., ..third]));
+    out.slice_mut(s![.., .., ..third])
+        .assign(&parts[0].slice(s![.., .., ..third]));
     out.slice_mut(s![.., .., third..third * 2])
         .assign(&parts[1].slice(s![.., .., m - 1..m - 1 + third]));
     out.slice_mut(s![.., .., third * 2..])
@@ -276,7 +291,8 @@ mod tests {
     fn split_and_stitch_round_trip() {
         for z in [61usize, 70, 100, 241] {
             let shape = [2, 3, z];
-            let full = Array3::from_shape_fn((2, 3, z), |(i, j, k)| ((i + j * 7 + k * 13) % 251) as u8);
+            let full =
+                Array3::from_shape_fn((2, 3, z), |(i, j, k)| ((i + j * 7 + k * 13) % 251) as u8);
             let parts: Vec<Array3<u8>> = split_ranges(z)
                 .iter()
                 .map(|&(a, b)| full.slice(s![.., .., a..b]).to_owned())

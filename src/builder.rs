@@ -1,0 +1,302 @@
+//! [`SegmenterBuilder`]: task, variant, roi subset, device, precision and weights location,
+//! turned into a [`Segmenter`] whose models load once.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use totalseg_core::sliding_window::AccumulationPrecision;
+use totalseg_core::statistics::StatisticsOptions;
+use totalseg_core::tasks::{ModelSize, TaskOptions, TaskRegistry, Variant};
+use totalseg_io::weights::{
+    DirOverrides, NoProgress, ProgressSink, StoreDirs, StoreOptions, WeightsStore,
+};
+use totalseg_nn::Precision;
+
+use crate::error::SegmentError;
+use crate::models::BurnModelProvider;
+use crate::pipeline::ModelProvider;
+use crate::segmenter::{RunOptions, Segmenter};
+
+/// Where the networks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// The CPU (burn-flex).
+    Cpu,
+    /// CUDA GPU number N (burn-cuda, feature `cuda`).
+    Gpu(usize),
+}
+
+impl FromStr for Device {
+    type Err = SegmentError;
+
+    /// TotalSegmentator's device names: `cpu`, `gpu`, `gpu:N` (also `cuda`, `cuda:N`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" | "cuda" => Ok(Device::Gpu(0)),
+            _ => s
+                .strip_prefix("gpu:")
+                .or_else(|| s.strip_prefix("cuda:"))
+                .and_then(|n| n.parse().ok())
+                .map(Device::Gpu)
+                .ok_or_else(|| {
+                    SegmentError::Device(format!(
+                        "invalid device '{s}': use 'cpu', 'gpu' or 'gpu:N' (N the GPU number)"
+                    ))
+                }),
+        }
+    }
+}
+
+/// Builds a [`Segmenter`].
+///
+/// ```no_run
+/// use totalsegmentator::{read_nifti, SegmenterBuilder};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let segmenter = SegmenterBuilder::new("total").fast(true).device("cpu".parse()?).build()?;
+/// let ct = read_nifti(std::path::Path::new("ct.nii.gz"))?;
+/// let seg = segmenter.segment(&ct)?;
+/// for (name, voxels) in seg.voxel_counts() {
+///     println!("{name}: {voxels} voxels");
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct SegmenterBuilder {
+    task: String,
+    variant: Variant,
+    model_size: ModelSize,
+    roi_subset: Option<Vec<String>>,
+    run: RunOptions,
+    device: Device,
+    precision: Option<Precision>,
+    dirs: DirOverrides,
+    offline: bool,
+    batch_size: usize,
+    threads: Option<usize>,
+    download_progress: Box<dyn ProgressSink + Send + Sync>,
+}
+
+impl SegmenterBuilder {
+    /// A builder for `task` (e.g. `total`), default variant, CPU, f32.
+    pub fn new(task: &str) -> Self {
+        Self {
+            task: task.to_string(),
+            variant: Variant::Default,
+            model_size: ModelSize::Big,
+            roi_subset: None,
+            run: RunOptions::default(),
+            device: Device::Cpu,
+            precision: None,
+            dirs: DirOverrides::default(),
+            offline: false,
+            batch_size: 1,
+            threads: None,
+            download_progress: Box::new(NoProgress),
+        }
+    }
+
+    /// The 3 mm model (`--fast`).
+    pub fn fast(mut self, on: bool) -> Self {
+        if on {
+            self.variant = Variant::Fast;
+        }
+        self
+    }
+
+    /// The 6 mm model (`--fastest`).
+    pub fn fastest(mut self, on: bool) -> Self {
+        if on {
+            self.variant = Variant::Fastest;
+        }
+        self
+    }
+
+    /// `--model_size small` (total_v3 only).
+    pub fn small_model(mut self, on: bool) -> Self {
+        if on {
+            self.model_size = ModelSize::Small;
+        }
+        self
+    }
+
+    /// Only these classes (`--roi_subset`); `robust` uses the 3 mm crop model.
+    pub fn roi_subset(mut self, classes: Vec<String>, robust: bool) -> Self {
+        self.roi_subset = Some(classes);
+        self.run.roi_subset_robust = robust;
+        self
+    }
+
+    /// `--robust_crop`.
+    pub fn robust_crop(mut self, on: bool) -> Self {
+        self.run.robust_crop = on;
+        self
+    }
+
+    /// `--body_seg`.
+    pub fn body_seg(mut self, on: bool) -> Self {
+        self.run.body_seg = on;
+        self
+    }
+
+    /// `--force_split`.
+    pub fn force_split(mut self, on: bool) -> Self {
+        self.run.force_split = on;
+        self
+    }
+
+    /// `--resampling_order` (0-5, default 1).
+    pub fn resampling_order(mut self, order: u8) -> Self {
+        self.run.resampling_order = order;
+        self
+    }
+
+    /// `--remove_small_blobs` threshold in mm3.
+    pub fn remove_small_blobs(mut self, mm3: Option<f64>) -> Self {
+        self.run.remove_small_blobs_mm3 = mm3;
+        self
+    }
+
+    /// Compute statistics with these options (`--statistics`).
+    pub fn statistics(mut self, options: Option<StatisticsOptions>) -> Self {
+        self.run.statistics = options;
+        self
+    }
+
+    /// `--save_lowres`.
+    pub fn save_lowres(mut self, on: bool) -> Self {
+        self.run.save_lowres = on;
+        self
+    }
+
+    /// Sum tiles in f32 instead of nnU-Net's fp16 (faster, not bit-parity).
+    pub fn f32_accumulation(mut self, on: bool) -> Self {
+        if on {
+            self.run.accumulation = AccumulationPrecision::Fp32;
+        }
+        self
+    }
+
+    /// Where the networks run.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Network precision (default: f32 on CPU, f16 on GPU as nnU-Net's autocast).
+    pub fn precision(mut self, precision: Option<Precision>) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// Folder with existing weights (`--weights-dir`; beats `TOTALSEG_WEIGHTS_PATH`).
+    pub fn weights_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.dirs.weights_dir = dir;
+        self
+    }
+
+    /// Home folder (beats `TOTALSEG_HOME_DIR`).
+    pub fn home_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.dirs.home = dir;
+        self
+    }
+
+    /// Never download (`--offline`).
+    pub fn offline(mut self, on: bool) -> Self {
+        self.offline = on;
+        self
+    }
+
+    /// Tiles per network call.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Worker threads (default: all cores).
+    pub fn threads(mut self, n: Option<usize>) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// Where download progress goes (e.g. [`totalseg_io::weights::DownloadBar`]).
+    pub fn download_progress(mut self, sink: Box<dyn ProgressSink + Send + Sync>) -> Self {
+        self.download_progress = sink;
+        self
+    }
+
+    /// Resolves the task and prepares the model provider (models load on first use).
+    pub fn build(self) -> Result<Segmenter, SegmentError> {
+        if let Some(n) = self.threads {
+            // Fails only if the pool was already set up (a second builder): keep that one.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .build_global();
+        }
+        let registry = TaskRegistry::new();
+        let task = registry.resolve(
+            &self.task,
+            TaskOptions {
+                variant: self.variant,
+                model_size: self.model_size,
+            },
+        )?;
+        let mut run = self.run;
+        if let Some(names) = &self.roi_subset {
+            run.roi_subset = Some(task.validate_roi_subset(names)?);
+        }
+        if run.save_lowres && task.requested_variant == Variant::Default {
+            return Err(SegmentError::Model(
+                "--save_lowres only works together with --fast or --fastest".into(),
+            ));
+        }
+        let mut options = StoreOptions::from_env();
+        options.offline = self.offline;
+        options.download_command = format!("totalseg download --task {}", self.task);
+        options.set_licence_command = "totalseg -l <licence number> ...".into();
+        let store = WeightsStore::new(StoreDirs::from_env(&self.dirs), options);
+        let provider = make_provider(
+            self.device,
+            self.precision,
+            store,
+            self.batch_size,
+            self.download_progress,
+        )?;
+        Ok(Segmenter::with_provider(task, run, provider))
+    }
+}
+
+fn make_provider(
+    device: Device,
+    precision: Option<Precision>,
+    store: WeightsStore,
+    batch_size: usize,
+    progress: Box<dyn ProgressSink + Send + Sync>,
+) -> Result<Arc<dyn ModelProvider + Send + Sync>, SegmentError> {
+    match device {
+        Device::Cpu => Ok(Arc::new(BurnModelProvider::<burn_flex::Flex>::new(
+            store,
+            burn_flex::FlexDevice,
+            precision.unwrap_or(Precision::F32),
+            batch_size,
+            progress,
+        ))),
+        #[cfg(feature = "cuda")]
+        Device::Gpu(index) => Ok(Arc::new(BurnModelProvider::<burn_cuda::Cuda>::new(
+            store,
+            burn_cuda::CudaDevice::new(index),
+            precision.unwrap_or(Precision::F16),
+            batch_size,
+            progress,
+        ))),
+        #[cfg(not(feature = "cuda"))]
+        Device::Gpu(_) => {
+            log::warn!(
+                "this build has no GPU support (build with --features cuda); running on the CPU"
+            );
+            make_provider(Device::Cpu, precision, store, batch_size, progress)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! What `totalseg` does with its parsed arguments.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use totalseg_core::tasks::{format_classes_table, format_tasks_table, TaskRegistry};
+use totalseg_io::nifti::read_nifti;
+use totalseg_io::weights::{
+    DirOverrides, DownloadBar, StoreDirs, StoreOptions, TotalsegConfig, WeightsStore,
+};
+use totalseg_nn::Precision;
+
+use super::args::{Cli, Command, DownloadArgs, SegmentArgs, WeightsAction, WeightsLocationArgs};
+use crate::builder::{Device, SegmenterBuilder};
+use crate::error::SegmentError;
+use crate::models::{convert_folder, store_spec};
+use crate::output::{save_segmentation, statistics_path, write_text_atomically, OutputLayout};
+use crate::predictor::TileProgress;
+use crate::segmenter::statistics_options;
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<(), SegmentError> {
+    match cli.command {
+        Some(Command::Download(args)) => download(&args),
+        Some(Command::Weights {
+            action: WeightsAction::List(location),
+        }) => list_weights(&location),
+        None => segment(cli.segment),
+    }
+}
+
+fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
+    let registry = TaskRegistry::new();
+    if args.list_tasks {
+        println!("{}", format_tasks_table(&registry)?);
+        return Ok(());
+    }
+    if let Some(task) = &args.list_classes {
+        println!("{}", format_classes_table(&registry, task)?);
+        return Ok(());
+    }
+    let (Some(input), Some(output)) = (args.input.clone(), args.output.clone()) else {
+        return Err(SegmentError::Model(
+            "the following arguments are required for segmentation: -i <input> -o <output>".into(),
+        ));
+    };
+    store_licence(&args.location)?;
+    let start = Instant::now();
+    let quiet = args.quiet;
+    if !quiet {
+        eprintln!(
+            "\nIf you use this tool please cite: https://pubs.rsna.org/doi/10.1148/ryai.230024\n"
+        );
+    }
+    let device: Device = args.device.parse()?;
+    let precision = match args.precision.as_str() {
+        "f32" => Some(Precision::F32),
+        "f16" => Some(Precision::F16),
+        "bf16" => Some(Precision::BF16),
+        _ => None,
+    };
+    let (roi, robust) = match (&args.roi_subset_robust, &args.roi_subset) {
+        (Some(r), _) => (Some(r.clone()), true),
+        (None, Some(r)) => (Some(r.clone()), false),
+        (None, None) => (None, false),
+    };
+    let statistics = args
+        .statistics
+        .as_ref()
+        .map(|_| statistics_options(&args.stats_aggregation, args.stats_include_incomplete));
+    let mut builder = SegmenterBuilder::new(&args.task)
+        .fast(args.fast)
+        .fastest(args.fastest)
+        .small_model(args.model_size == "small")
+        .robust_crop(args.robust_crop)
+        .body_seg(args.body_seg)
+        .force_split(args.force_split)
+        .resampling_order(args.resampling_order)
+        .remove_small_blobs(args.remove_small_blobs)
+        .statistics(statistics)
+        .save_lowres(args.save_lowres)
+        .f32_accumulation(args.f32_accumulation)
+        .device(device)
+        .precision(precision)
+        .weights_dir(args.location.weights_dir.clone())
+        .offline(args.location.offline);
+    if let Some(classes) = roi {
+        builder = builder.roi_subset(classes, robust);
+    }
+    if !quiet {
+        builder = builder.download_progress(Box::new(DownloadBar::new()));
+    }
+    let mut segmenter = builder.build()?;
+    if let Some(message) = segmenter.task().info_message {
+        if !quiet {
+            eprintln!("{message}");
+        }
+    }
+    if !quiet {
+        segmenter.set_progress(Box::new(|name: &str| -> Box<dyn TileProgress> {
+            Box::new(TileBar::new(name))
+        }));
+    }
+
+    let volume = read_nifti(&input)?;
+    if !quiet {
+        let [a, b, c] = volume.shape();
+        eprintln!(
+            "Input {}: {a}x{b}x{c} voxels, spacing {:.3?} mm",
+            input.display(),
+            volume.spacing
+        );
+    }
+    let segmentation = segmenter.segment(&volume)?;
+    let layout = if args.ml {
+        OutputLayout::Multilabel
+    } else {
+        OutputLayout::PerClass
+    };
+    if !args.skip_saving {
+        let written = save_segmentation(&segmentation, &output, layout, args.nr_thr_saving.max(1))?;
+        if args.verbose {
+            for path in &written {
+                eprintln!("  wrote {}", path.display());
+            }
+        }
+    }
+    if let (Some(custom), Some(stats)) = (&args.statistics, &segmentation.statistics) {
+        let custom = (!custom.is_empty()).then(|| PathBuf::from(custom));
+        let path = statistics_path(custom.as_deref(), &output, layout);
+        write_text_atomically(&path, &stats.to_json_string())?;
+        if !quiet {
+            eprintln!("Statistics written to {}", path.display());
+        }
+    }
+    if !quiet {
+        eprintln!(
+            "Done in {:.1} s, peak memory {}",
+            start.elapsed().as_secs_f64(),
+            peak_memory().map_or_else(|| "unknown".to_string(), format_bytes)
+        );
+    }
+    Ok(())
+}
+
+/// `-l/--license_number`: stored in the home's config.json as the Python tool does.
+fn store_licence(location: &WeightsLocationArgs) -> Result<(), SegmentError> {
+    if let Some(key) = &location.license_number {
+        let dirs = StoreDirs::from_env(&overrides(location));
+        TotalsegConfig::new(dirs.config_file()).set_licence_key(key)?;
+    }
+    Ok(())
+}
+
+fn overrides(location: &WeightsLocationArgs) -> DirOverrides {
+    DirOverrides {
+        weights_dir: location.weights_dir.clone(),
+        ..DirOverrides::default()
+    }
+}
+
+fn store(location: &WeightsLocationArgs) -> WeightsStore {
+    let mut options = StoreOptions::from_env();
+    options.offline = location.offline;
+    WeightsStore::new(StoreDirs::from_env(&overrides(location)), options)
+}
+
+fn download(args: &DownloadArgs) -> Result<(), SegmentError> {
+    store_licence(&args.location)?;
+    let registry = TaskRegistry::new();
+    let variant = if args.fast {
+        totalseg_core::tasks::Variant::Fast
+    } else if args.fastest {
+        totalseg_core::tasks::Variant::Fastest
+    } else {
+        totalseg_core::tasks::Variant::Default
+    };
+    let task = registry.task(&args.task, variant)?;
+    let store = store(&args.location);
+    for spec in &task.models {
+        let converted =
+            store.ensure_converted(&store_spec(spec), &convert_folder, &DownloadBar::new())?;
+        println!("{}", converted.dir.display());
+    }
+    Ok(())
+}
+
+fn list_weights(location: &WeightsLocationArgs) -> Result<(), SegmentError> {
+    let store = store(location);
+    let models = store.list_models()?;
+    if models.is_empty() {
+        println!(
+            "No models in {} or {:?}",
+            store.dirs().converted.display(),
+            store.dirs().nnunet_roots
+        );
+        return Ok(());
+    }
+    println!("{:<10} {:<60} {:>10}  PATH", "FORM", "MODEL", "SIZE");
+    for m in models {
+        println!(
+            "{:<10} {:<60} {:>10}  {}{}",
+            format!("{:?}", m.form),
+            format!("{}/{}", m.dataset_folder, m.model_folder),
+            format_bytes(m.size_bytes),
+            m.path.display(),
+            if m.complete { "" } else { "  (incomplete)" }
+        );
+    }
+    Ok(())
+}
+
+/// A progress bar over a model's tiles.
+struct TileBar(ProgressBar);
+
+impl TileBar {
+    fn new(name: &str) -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:40!} [{bar:30}] {pos}/{len} tiles {elapsed_precise} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        let short = name.split('/').next().unwrap_or(name);
+        bar.set_message(short.to_string());
+        Self(bar)
+    }
+}
+
+impl TileProgress for TileBar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn advance(&self, tiles: u64) {
+        self.0.inc(tiles);
+        if self.0.length() == Some(self.0.position()) {
+            self.0.finish();
+        }
+    }
+}
+
+/// Peak resident memory of this process (VmHWM), Linux only.
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}

@@ -1,0 +1,115 @@
+//! Writing a [`Segmentation`] in TotalSegmentator's file layout.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use totalseg_io::nifti::{write_class_mask, write_label_map, LabelNames};
+
+use crate::error::SegmentError;
+use crate::segmenter::Segmentation;
+
+/// How outputs are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputLayout {
+    /// `--ml`: one label map at the output path, with the label names in a NIfTI extension.
+    Multilabel,
+    /// One binary `<class>.nii.gz` per class inside the output folder.
+    PerClass,
+}
+
+/// Writes the segmentation to `output` (a file for [`OutputLayout::Multilabel`], a folder
+/// otherwise). Every file is written to a temporary name and renamed, so a failure leaves
+/// no partial file.
+pub fn save_segmentation(
+    segmentation: &Segmentation,
+    output: &Path,
+    layout: OutputLayout,
+    threads: usize,
+) -> Result<Vec<PathBuf>, SegmentError> {
+    match layout {
+        OutputLayout::Multilabel => {
+            if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_dir(parent)?;
+            }
+            let names: LabelNames = segmentation
+                .classes
+                .iter()
+                .map(|(l, n)| (*l, n.clone()))
+                .collect();
+            write_label_map(
+                output,
+                segmentation.labels.view(),
+                &segmentation.header,
+                Some(&names),
+            )?;
+            Ok(vec![output.to_path_buf()])
+        }
+        OutputLayout::PerClass => {
+            create_dir(output)?;
+            let write = |(label, name): &(u8, String)| -> Result<PathBuf, SegmentError> {
+                let path = output.join(format!("{name}.nii.gz"));
+                write_class_mask(
+                    &path,
+                    segmentation.labels.view(),
+                    *label,
+                    &segmentation.header,
+                )?;
+                Ok(path)
+            };
+            if threads <= 1 {
+                segmentation.classes.iter().map(write).collect()
+            } else {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| SegmentError::Model(format!("saving threads: {e}")))?;
+                pool.install(|| segmentation.classes.par_iter().map(write).collect())
+            }
+        }
+    }
+}
+
+/// Where `statistics.json` goes: the given path, else next to the output (the output's
+/// folder with `--ml`, inside the output folder otherwise).
+pub fn statistics_path(custom: Option<&Path>, output: &Path, layout: OutputLayout) -> PathBuf {
+    match custom {
+        Some(p) => p.to_path_buf(),
+        None => match layout {
+            OutputLayout::Multilabel => output
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join("statistics.json"),
+            OutputLayout::PerClass => output.join("statistics.json"),
+        },
+    }
+}
+
+/// Writes `text` to `path` through a temporary file in the same folder.
+pub fn write_text_atomically(path: &Path, text: &str) -> Result<(), SegmentError> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    create_dir(parent)?;
+    let io_err = |source| SegmentError::Output {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = parent.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).map_err(io_err)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(e)
+    })
+}
+
+fn create_dir(dir: &Path) -> Result<(), SegmentError> {
+    std::fs::create_dir_all(dir).map_err(|source| SegmentError::Output {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
