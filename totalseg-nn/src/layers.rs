@@ -1,0 +1,175 @@
+//! Single layers with nnU-Net's (PyTorch's) semantics: Conv3d, ConvTranspose3d, InstanceNorm3d,
+//! average pooling. Weights are loaded by their PyTorch names relative to a module prefix.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{conv3d, conv_transpose3d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{DType, Tensor};
+
+use crate::error::NnError;
+use crate::weights::FoldWeights;
+
+/// `torch.nn.Conv3d` with "same" padding `(k - 1) / 2` (odd kernels), as nnU-Net builds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Conv3d<B: Backend> {
+    weight: Tensor<B, 5>,
+    bias: Option<Tensor<B, 1>>,
+    stride: [usize; 3],
+    padding: [usize; 3],
+}
+
+/// Shape of a 3-D convolution: channels, kernel, stride, bias.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvSpec {
+    pub(crate) in_channels: usize,
+    pub(crate) out_channels: usize,
+    pub(crate) kernel: [usize; 3],
+    pub(crate) stride: [usize; 3],
+    pub(crate) bias: bool,
+}
+
+impl<B: Backend> Conv3d<B> {
+    /// Loads `<module>.weight` `[out, in, kd, kh, kw]` and, with a bias, `<module>.bias` `[out]`.
+    pub(crate) fn load(
+        weights: &mut FoldWeights<'_, B>,
+        module: &str,
+        spec: ConvSpec,
+    ) -> Result<Self, NnError> {
+        let [kd, kh, kw] = spec.kernel;
+        let weight = weights.compute_tensor(
+            &format!("{module}.weight"),
+            [spec.out_channels, spec.in_channels, kd, kh, kw],
+        )?;
+        let bias = if spec.bias {
+            Some(weights.compute_tensor(&format!("{module}.bias"), [spec.out_channels])?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            stride: spec.stride,
+            padding: spec.kernel.map(|k| (k - 1) / 2),
+        })
+    }
+
+    pub(crate) fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        conv3d(
+            x,
+            self.weight.clone(),
+            self.bias.clone(),
+            ConvOptions::new(self.stride, self.padding, [1, 1, 1], 1),
+        )
+    }
+}
+
+/// `torch.nn.ConvTranspose3d(in, out, kernel_size=stride, stride=stride)`: the decoder's upsampling.
+#[derive(Debug, Clone)]
+pub(crate) struct ConvTranspose3d<B: Backend> {
+    weight: Tensor<B, 5>,
+    bias: Option<Tensor<B, 1>>,
+    stride: [usize; 3],
+}
+
+impl<B: Backend> ConvTranspose3d<B> {
+    /// Loads `<module>.weight` `[in, out, sd, sh, sw]` and, with a bias, `<module>.bias` `[out]`.
+    pub(crate) fn load(
+        weights: &mut FoldWeights<'_, B>,
+        module: &str,
+        in_channels: usize,
+        out_channels: usize,
+        stride: [usize; 3],
+        bias: bool,
+    ) -> Result<Self, NnError> {
+        let [sd, sh, sw] = stride;
+        let weight = weights.compute_tensor(
+            &format!("{module}.weight"),
+            [in_channels, out_channels, sd, sh, sw],
+        )?;
+        let bias = if bias {
+            Some(weights.compute_tensor(&format!("{module}.bias"), [out_channels])?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        conv_transpose3d(
+            x,
+            self.weight.clone(),
+            self.bias.clone(),
+            ConvTransposeOptions::new(self.stride, [0, 0, 0], [0, 0, 0], [1, 1, 1], 1),
+        )
+    }
+}
+
+/// `torch.nn.InstanceNorm3d(eps, affine)`: per sample and channel, biased variance, no running
+/// statistics. Always computed in f32 (and returns f32), whatever the input dtype.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceNorm3d<B: Backend> {
+    /// `(weight, bias)` when affine.
+    affine: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+    eps: f64,
+}
+
+impl<B: Backend> InstanceNorm3d<B> {
+    /// Loads `<module>.weight` and `<module>.bias` (both `[channels]`) when `affine`.
+    pub(crate) fn load(
+        weights: &mut FoldWeights<'_, B>,
+        module: &str,
+        channels: usize,
+        eps: f64,
+        affine: bool,
+    ) -> Result<Self, NnError> {
+        let affine = if affine {
+            Some((
+                weights.f32_tensor(&format!("{module}.weight"), [channels])?,
+                weights.f32_tensor(&format!("{module}.bias"), [channels])?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self { affine, eps })
+    }
+
+    /// Normalises `x` (any float dtype); the result is f32.
+    pub(crate) fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        let [n, c, d, h, w] = x.dims();
+        let x = x.cast(DType::F32).reshape([n, c, d * h * w]);
+        let mean = x.clone().mean_dim(2);
+        let centered = x - mean;
+        let variance = centered.clone().square().mean_dim(2);
+        let inv_std = (variance + self.eps).sqrt().recip();
+        // Fold the affine scale into the per-channel factor: one full-size multiply, one add.
+        let y = match &self.affine {
+            Some((scale, shift)) => {
+                let factor = inv_std * scale.clone().reshape([1, c, 1]);
+                centered * factor + shift.clone().reshape([1, c, 1])
+            }
+            None => centered * inv_std,
+        };
+        y.reshape([n, c, d, h, w])
+    }
+}
+
+/// `torch.nn.AvgPool3d(kernel_size=stride, stride=stride)` on sizes divisible by the stride
+/// (the residual blocks' skip path; the network checks divisibility at its input).
+pub(crate) fn avg_pool_by_stride<B: Backend>(x: Tensor<B, 5>, stride: [usize; 3]) -> Tensor<B, 5> {
+    let [n, c, d, h, w] = x.dims();
+    let [sd, sh, sw] = stride;
+    let (od, oh, ow) = (d / sd, h / sh, w / sw);
+    let divisor = (sd * sh * sw) as f64;
+    // Drop a remainder as PyTorch's floor mode does, then average each window via a reshape.
+    let x = x.slice([0..n, 0..c, 0..od * sd, 0..oh * sh, 0..ow * sw]);
+    x.reshape([n * c * od, sd, oh, sh, ow, sw])
+        .sum_dim(1)
+        .sum_dim(3)
+        .sum_dim(5)
+        .div_scalar(divisor)
+        .reshape([n, c, od, oh, ow])
+}
