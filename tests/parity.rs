@@ -1,0 +1,169 @@
+//! Parity with the official `TotalSegmentator` command: the `totalseg` binary is run on the
+//! same inputs with the same synthetic-weight models (official nnU-Net layout, converted on
+//! first use), and its outputs are compared with the official tool's outputs committed under
+//! `fixtures/pipeline/` (made by `tools/fixtures/make_pipeline_fixtures.py`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use totalseg_io::nifti::{read_label_map, read_nifti_header};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared_examples() -> PathBuf {
+    repo().join("../shared/data/totalseg-examples")
+}
+
+fn manifest_case(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join("fixtures/pipeline/manifest.json"))
+        .expect("fixtures/pipeline/manifest.json is committed");
+    let manifest: Value = serde_json::from_str(&text).expect("manifest is JSON");
+    manifest["cases"]
+        .as_array()
+        .and_then(|cases| cases.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("case {name} is not in the manifest"))
+}
+
+fn resolve_input(input: &str) -> PathBuf {
+    match input.strip_prefix("shared:") {
+        Some(file) => shared_examples().join(file),
+        None => repo().join(input),
+    }
+}
+
+/// Runs `totalseg` for a manifest case into `out_dir`; returns the output path.
+fn run_case(case: &Value, out_dir: &Path) -> PathBuf {
+    let official_output = PathBuf::from(case["output"].as_str().expect("output"));
+    let output = out_dir.join(official_output.file_name().expect("output name"));
+    let args: Vec<String> = case["cli_args"]
+        .as_array()
+        .expect("cli_args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg").to_string())
+        .collect();
+    let home = out_dir.join("home");
+    let status = Command::new(env!("CARGO_BIN_EXE_totalseg"))
+        .arg("-i")
+        .arg(resolve_input(case["input"].as_str().expect("input")))
+        .arg("-o")
+        .arg(&output)
+        .args(&args)
+        .arg("--weights-dir")
+        .arg(repo().join("fixtures/pipeline/weights"))
+        .arg("--offline")
+        .arg("-q")
+        .env("TOTALSEG_HOME_DIR", &home)
+        .env_remove("TOTALSEG_WEIGHTS_PATH")
+        .status()
+        .expect("totalseg runs");
+    assert!(status.success(), "totalseg failed for case {}", case["name"]);
+    output
+}
+
+/// Per-class Dice over the labels present in either map; `(mean, worst label, worst dice)`.
+fn dice_per_class(ours: &[u8], official: &[u8]) -> (f64, u8, f64) {
+    let mut inter = [0u64; 256];
+    let mut a = [0u64; 256];
+    let mut b = [0u64; 256];
+    for (&x, &y) in ours.iter().zip(official) {
+        a[x as usize] += 1;
+        b[y as usize] += 1;
+        if x == y {
+            inter[x as usize] += 1;
+        }
+    }
+    let mut dices = Vec::new();
+    for l in 1..256 {
+        if a[l] + b[l] > 0 {
+            dices.push((l as u8, 2.0 * inter[l] as f64 / (a[l] + b[l]) as f64));
+        }
+    }
+    assert!(!dices.is_empty(), "no foreground in either output");
+    let mean = dices.iter().map(|d| d.1).sum::<f64>() / dices.len() as f64;
+    let worst = dices.iter().cloned().fold((0u8, 2.0f64), |w, d| if d.1 < w.1 { d } else { w });
+    (mean, worst.0, worst.1)
+}
+
+fn assert_label_maps_match(ours: &Path, official: &Path) {
+    let a = read_label_map(ours).expect("our output reads");
+    let b = read_label_map(official).expect("official output reads");
+    assert_eq!(a.labels.dim(), b.labels.dim(), "shape");
+    for r in 0..4 {
+        for c in 0..4 {
+            assert!((a.affine[r][c] - b.affine[r][c]).abs() < 1e-6, "affine differs at [{r}][{c}]");
+        }
+    }
+    let ha = read_nifti_header(ours).expect("header");
+    let hb = read_nifti_header(official).expect("header");
+    assert_eq!(ha.datatype, hb.datatype, "datatype");
+    assert_eq!(a.names, b.names, "label names in the extension");
+    let ours_v: Vec<u8> = a.labels.iter().copied().collect();
+    let official_v: Vec<u8> = b.labels.iter().copied().collect();
+    let (mean, worst_label, worst) = dice_per_class(&ours_v, &official_v);
+    let differing = ours_v.iter().zip(&official_v).filter(|(x, y)| x != y).count();
+    eprintln!(
+        "{}: mean Dice {mean:.6}, worst class {worst_label} Dice {worst:.6}, {differing} of {} voxels differ",
+        official.display(),
+        ours_v.len()
+    );
+    assert!(mean >= 0.999, "mean per-class Dice {mean} < 0.999 (worst class {worst_label}: {worst})");
+}
+
+fn check_multilabel_case(name: &str) {
+    let case = manifest_case(name);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = run_case(&case, dir.path());
+    assert_label_maps_match(&ours, &repo().join(case["output"].as_str().expect("output")));
+}
+
+#[test]
+fn fast_ml_matches_official() {
+    check_multilabel_case("fast_ml");
+}
+
+#[test]
+fn fastest_ml_matches_official() {
+    check_multilabel_case("fastest_ml");
+}
+
+#[test]
+fn total_5_part_ml_matches_official() {
+    check_multilabel_case("total_ml");
+}
+
+#[test]
+fn roi_subset_ml_matches_official() {
+    check_multilabel_case("roi_subset_ml");
+}
+
+#[test]
+fn body_seg_ml_matches_official() {
+    check_multilabel_case("body_seg_ml");
+}
+
+/// Reads `statistics.json` into name -> (volume, intensity).
+fn read_statistics(path: &Path) -> BTreeMap<String, (f64, f64)> {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("statistics.json")).expect("JSON");
+    v.as_object()
+        .expect("object")
+        .iter()
+        .map(|(k, e)| (k.clone(), (e["volume"].as_f64().unwrap_or(f64::NAN), e["intensity"].as_f64().unwrap_or(f64::NAN))))
+        .collect()
+}
+
+#[allow(dead_code)]
+fn assert_statistics_match(ours: &Path, official: &Path) {
+    let a = read_statistics(ours);
+    let b = read_statistics(official);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "statistics classes");
+    for (name, (vol_b, _)) in &b {
+        let vol_a = a[name].0;
+        let tolerance = 0.001 * vol_b.abs().max(1.0);
+        assert!((vol_a - vol_b).abs() <= tolerance, "{name}: volume {vol_a} vs official {vol_b}");
+    }
+}
