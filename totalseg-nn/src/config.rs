@@ -56,6 +56,9 @@ pub struct ModelConfig {
     /// nnU-Net resampling functions and their arguments, verbatim.
     #[serde(default)]
     pub resampling: serde_json::Value,
+    /// Axes nnU-Net may mirror for test-time augmentation (`null` when the checkpoint has none).
+    #[serde(default)]
+    pub inference_allowed_mirroring_axes: Option<Vec<usize>>,
     /// Label name to value (region-based models map a name to a list of labels).
     pub labels: BTreeMap<String, LabelValue>,
     /// Input channel index (as a string) to channel name.
@@ -151,8 +154,11 @@ pub struct ArchKwargs {
     pub norm_eps: f64,
     /// Whether InstanceNorm has a learned scale and shift.
     pub norm_affine: bool,
-    /// LeakyReLU negative slope.
+    /// LeakyReLU negative slope (0 for ReLU).
     pub nonlin_negative_slope: f64,
+    /// Output channels of the stem (ResidualEncoderUNet only; `features_per_stage[0]` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stem_channels: Option<usize>,
 }
 
 /// The two network families nnU-Net's default plans produce.
@@ -314,6 +320,15 @@ impl ArchitectureConfig {
             NetworkKind::PlainConvUNet => ("n_blocks_per_stage", &kw.n_blocks_per_stage),
             NetworkKind::ResidualEncoderUNet => ("n_conv_per_stage", &kw.n_conv_per_stage),
         };
+        if kind == NetworkKind::PlainConvUNet && kw.stem_channels.is_some() {
+            return Err(invalid(format!(
+                "`stem_channels` does not apply to {}",
+                self.network_class_name
+            )));
+        }
+        if kw.stem_channels == Some(0) {
+            return Err(invalid("stem_channels must be positive".into()));
+        }
         if other.1.is_some() {
             return Err(invalid(format!(
                 "`{}` does not apply to {}",
@@ -380,6 +395,7 @@ mod tests {
                 norm_eps: 1e-5,
                 norm_affine: true,
                 nonlin_negative_slope: 0.01,
+                stem_channels: None,
             },
         }
     }

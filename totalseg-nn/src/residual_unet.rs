@@ -18,7 +18,7 @@ use crate::weights::FoldWeights;
 /// which checks the input shape.
 #[derive(Debug, Clone)]
 pub struct ResidualEncoderUNet<B: Backend> {
-    /// `encoder.stem`: one conv block from the input channels to `features_per_stage[0]`.
+    /// `encoder.stem`: one conv block from the input channels to `stem_channels`.
     stem: StackedConvBlocks<B>,
     /// Encoder stages above the bottleneck (`encoder.stages.<s>.blocks.<b>`); their outputs are the skips.
     skip_stages: Vec<Vec<BasicBlockD<B>>>,
@@ -35,7 +35,7 @@ impl<B: Backend> ResidualEncoderUNet<B> {
         num_classes: usize,
         n_blocks_per_stage: &[usize],
     ) -> Result<Self, NnError> {
-        let stem_channels = kw.features_per_stage[0];
+        let stem_channels = kw.stem_channels.unwrap_or(kw.features_per_stage[0]);
         let stem = StackedConvBlocks::load(
             weights,
             "encoder.stem",
