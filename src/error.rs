@@ -16,7 +16,7 @@ pub enum SegmentError {
     Nifti(#[from] totalseg_io::nifti::NiftiError),
     /// Finding, downloading or converting weights failed.
     #[error(transparent)]
-    Weights(#[from] totalseg_io::weights::WeightsError),
+    Weights(Box<totalseg_io::weights::WeightsError>),
     /// The task or its options are not valid.
     #[error(transparent)]
     Task(#[from] TaskError),
@@ -62,4 +62,10 @@ pub enum SegmentError {
     /// The requested device cannot be used.
     #[error("device: {0}")]
     Device(String),
+}
+
+impl From<totalseg_io::weights::WeightsError> for SegmentError {
+    fn from(e: totalseg_io::weights::WeightsError) -> Self {
+        SegmentError::Weights(Box::new(e))
+    }
 }

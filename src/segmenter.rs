@@ -17,6 +17,9 @@ use crate::error::SegmentError;
 use crate::pipeline::{predict_image, ModelProvider, ModelRun, PredictImageOptions};
 use crate::predictor::{NoTileProgress, TileProgress};
 
+/// Makes a tile progress reporter for a model name.
+pub type ProgressFactory = Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>;
+
 /// Options of a run that do not change which models are loaded.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -99,7 +102,7 @@ pub struct Segmenter {
     task: Task,
     options: RunOptions,
     models: Arc<dyn ModelProvider + Send + Sync>,
-    progress: Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>,
+    progress: ProgressFactory,
 }
 
 impl Segmenter {
@@ -118,10 +121,7 @@ impl Segmenter {
     }
 
     /// Reports tile progress through `progress(model name)`.
-    pub fn set_progress(
-        &mut self,
-        progress: Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>,
-    ) {
+    pub fn set_progress(&mut self, progress: ProgressFactory) {
         self.progress = progress;
     }
 
@@ -165,7 +165,7 @@ impl Segmenter {
                         models: vec![(m.model, (0..=max).collect())],
                         resolution_mm: Some(m.resolution_mm),
                         step_size: m.step_size,
-                        postprocessing: m.postprocessing.clone(),
+                        postprocessing: m.postprocessing,
                         class_map: m.class_map,
                     };
                     let options = PredictImageOptions {
@@ -227,7 +227,7 @@ impl Segmenter {
                 .collect(),
             resolution_mm: task.resolution_mm,
             step_size: task.step_size,
-            postprocessing: task.postprocessing.clone(),
+            postprocessing: task.postprocessing,
             class_map: task.class_map,
         };
         let classes = self.output_classes();

@@ -61,7 +61,11 @@ fn run_case(case: &Value, out_dir: &Path) -> PathBuf {
         .env_remove("TOTALSEG_WEIGHTS_PATH")
         .status()
         .expect("totalseg runs");
-    assert!(status.success(), "totalseg failed for case {}", case["name"]);
+    assert!(
+        status.success(),
+        "totalseg failed for case {}",
+        case["name"]
+    );
     output
 }
 
@@ -85,7 +89,10 @@ fn dice_per_class(ours: &[u8], official: &[u8]) -> (f64, u8, f64) {
     }
     assert!(!dices.is_empty(), "no foreground in either output");
     let mean = dices.iter().map(|d| d.1).sum::<f64>() / dices.len() as f64;
-    let worst = dices.iter().cloned().fold((0u8, 2.0f64), |w, d| if d.1 < w.1 { d } else { w });
+    let worst = dices
+        .iter()
+        .cloned()
+        .fold((0u8, 2.0f64), |w, d| if d.1 < w.1 { d } else { w });
     (mean, worst.0, worst.1)
 }
 
@@ -95,7 +102,10 @@ fn assert_label_maps_match(ours: &Path, official: &Path) {
     assert_eq!(a.labels.dim(), b.labels.dim(), "shape");
     for r in 0..4 {
         for c in 0..4 {
-            assert!((a.affine[r][c] - b.affine[r][c]).abs() < 1e-6, "affine differs at [{r}][{c}]");
+            assert!(
+                (a.affine[r][c] - b.affine[r][c]).abs() < 1e-6,
+                "affine differs at [{r}][{c}]"
+            );
         }
     }
     let ha = read_nifti_header(ours).expect("header");
@@ -105,20 +115,30 @@ fn assert_label_maps_match(ours: &Path, official: &Path) {
     let ours_v: Vec<u8> = a.labels.iter().copied().collect();
     let official_v: Vec<u8> = b.labels.iter().copied().collect();
     let (mean, worst_label, worst) = dice_per_class(&ours_v, &official_v);
-    let differing = ours_v.iter().zip(&official_v).filter(|(x, y)| x != y).count();
+    let differing = ours_v
+        .iter()
+        .zip(&official_v)
+        .filter(|(x, y)| x != y)
+        .count();
     eprintln!(
         "{}: mean Dice {mean:.6}, worst class {worst_label} Dice {worst:.6}, {differing} of {} voxels differ",
         official.display(),
         ours_v.len()
     );
-    assert!(mean >= 0.999, "mean per-class Dice {mean} < 0.999 (worst class {worst_label}: {worst})");
+    assert!(
+        mean >= 0.999,
+        "mean per-class Dice {mean} < 0.999 (worst class {worst_label}: {worst})"
+    );
 }
 
 fn check_multilabel_case(name: &str) {
     let case = manifest_case(name);
     let dir = tempfile::tempdir().expect("temp dir");
     let ours = run_case(&case, dir.path());
-    assert_label_maps_match(&ours, &repo().join(case["output"].as_str().expect("output")));
+    assert_label_maps_match(
+        &ours,
+        &repo().join(case["output"].as_str().expect("output")),
+    );
 }
 
 #[test]
@@ -148,11 +168,20 @@ fn body_seg_ml_matches_official() {
 
 /// Reads `statistics.json` into name -> (volume, intensity).
 fn read_statistics(path: &Path) -> BTreeMap<String, (f64, f64)> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("statistics.json")).expect("JSON");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("statistics.json"))
+        .expect("JSON");
     v.as_object()
         .expect("object")
         .iter()
-        .map(|(k, e)| (k.clone(), (e["volume"].as_f64().unwrap_or(f64::NAN), e["intensity"].as_f64().unwrap_or(f64::NAN))))
+        .map(|(k, e)| {
+            (
+                k.clone(),
+                (
+                    e["volume"].as_f64().unwrap_or(f64::NAN),
+                    e["intensity"].as_f64().unwrap_or(f64::NAN),
+                ),
+            )
+        })
         .collect()
 }
 
@@ -160,10 +189,17 @@ fn read_statistics(path: &Path) -> BTreeMap<String, (f64, f64)> {
 fn assert_statistics_match(ours: &Path, official: &Path) {
     let a = read_statistics(ours);
     let b = read_statistics(official);
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "statistics classes");
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "statistics classes"
+    );
     for (name, (vol_b, _)) in &b {
         let vol_a = a[name].0;
         let tolerance = 0.001 * vol_b.abs().max(1.0);
-        assert!((vol_a - vol_b).abs() <= tolerance, "{name}: volume {vol_a} vs official {vol_b}");
+        assert!(
+            (vol_a - vol_b).abs() <= tolerance,
+            "{name}: volume {vol_a} vs official {vol_b}"
+        );
     }
 }
