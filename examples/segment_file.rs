@@ -12,9 +12,15 @@ use totalsegmentator::{read_nifti, Device, SegmenterBuilder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let input = PathBuf::from(args.next().ok_or("usage: segment_file <ct.nii.gz> [task] [--fast]")?);
+    let input = PathBuf::from(
+        args.next()
+            .ok_or("usage: segment_file <ct.nii.gz> [task] [--fast]")?,
+    );
     let rest: Vec<String> = args.collect();
-    let task = rest.iter().find(|a| !a.starts_with("--")).map_or("total", String::as_str);
+    let task = rest
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map_or("total", String::as_str);
     let fast = rest.iter().any(|a| a == "--fast");
 
     // Models are loaded once; `segment` can be called for many volumes.
