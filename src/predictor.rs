@@ -14,7 +14,8 @@ use totalseg_core::nonzero_crop::{crop_to_nonzero, insert_crop_into_image};
 use totalseg_core::normalize::{normalize_channel, IntensityProperties, NormalizationScheme};
 use totalseg_core::resample::{compute_new_shape, resample_data_to_shape, NnunetResampling};
 use totalseg_core::sliding_window::{
-    gaussian_importance_map, AccumulationPrecision, LogitAccumulator, SlidingWindowPlan,
+    add_fold_logits, average_fold_logits, gaussian_importance_map, AccumulationPrecision,
+    LogitAccumulator, SlidingWindowPlan,
 };
 
 use crate::error::SegmentError;
@@ -245,10 +246,7 @@ impl FoldSum {
                 FoldSum::Single(sum)
             }
             FoldSum::Half(mut sum) => {
-                let next = acc.finish_f16()?;
-                Zip::from(&mut sum)
-                    .and(&next)
-                    .par_for_each(|s, &n| *s = f16::from_f32(s.to_f32() + n.to_f32()));
+                add_fold_logits(&mut sum, acc.finish_f16()?.view())?;
                 FoldSum::Half(sum)
             }
         })
@@ -262,13 +260,9 @@ impl FoldSum {
                 }
                 sum
             }
-            FoldSum::Half(sum) => {
-                if folds > 1 {
-                    let n = f16::from_f32(folds as f32).to_f32();
-                    sum.mapv(|v| f16::from_f32(v.to_f32() / n).to_f32())
-                } else {
-                    sum.mapv(f16::to_f32)
-                }
+            FoldSum::Half(mut sum) => {
+                average_fold_logits(&mut sum, folds);
+                sum.mapv(f16::to_f32)
             }
         })
     }
