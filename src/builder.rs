@@ -286,7 +286,7 @@ fn make_provider(
         #[cfg(feature = "cuda")]
         Device::Gpu(index) => Ok(Arc::new(BurnModelProvider::<burn_cuda::Cuda>::new(
             store,
-            burn_cuda::CudaDevice::new(index),
+            burn_cuda::CudaDevice { index },
             precision.unwrap_or(Precision::F16),
             batch_size,
             progress,
