@@ -151,11 +151,8 @@ fn fastest_ml_matches_official() {
     check_multilabel_case("fastest_ml");
 }
 
-/// Known gap: 1,623 of 369,660 voxels differ (mean Dice 0.985). The five 1.5 mm parts run
-/// on an upsampled image and every near-tie flip in the fp16 sums is merged and resampled
-/// back; see the closing note of the pipeline issue. Also slow (5 models at 1.5 mm).
+/// The five 1.5 mm parts on the upsampled image, merged by class name (the slowest case).
 #[test]
-#[ignore = "known parity gap (mean Dice 0.985 < 0.999) and slow; run with --ignored"]
 fn total_5_part_ml_matches_official() {
     check_multilabel_case("total_ml");
 }
@@ -165,10 +162,8 @@ fn lps_permuted_input_fast_ml_matches_official() {
     check_multilabel_case("lps_fast_ml");
 }
 
-/// Known gap: 666 of 345,600 voxels differ (mean Dice 0.9947): the ~40 model-resolution
-/// near-tie flips seen in `fast_ml` are each upsampled to ~17 voxels at 0.8x0.8x2.5 mm.
+/// An anisotropic 0.8x0.8x2.5 mm input: resampled to 3 mm and back.
 #[test]
-#[ignore = "known parity gap (mean Dice 0.9947 < 0.999); run with --ignored"]
 fn anisotropic_input_fast_ml_matches_official() {
     check_multilabel_case("aniso_fast_ml");
 }
@@ -262,7 +257,7 @@ fn roi_subset_ml_matches_official() {
 }
 
 #[test]
-#[ignore = "slow (6 mm body pre-pass, then five 1.5 mm models) and the 5-part gap: 1,623 voxels differ, mean Dice 0.985; run with --ignored"]
+#[ignore = "slow: 6 mm body pre-pass, then five 1.5 mm models (~4 min on 2 cores); run with --ignored"]
 fn body_seg_ml_matches_official() {
     check_multilabel_case("body_seg_ml");
 }
