@@ -22,6 +22,7 @@ pub mod architecture;
 mod convert;
 pub mod dataset;
 mod error;
+mod json_file;
 pub mod model_folder;
 pub mod model_json;
 mod output;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use crate::error::ConvertError;
+use crate::json_file::{parse_object, read_text};
 
 /// A parsed `plans.json`, with its original text kept for embedding verbatim.
 #[derive(Debug, Clone)]
@@ -19,28 +20,15 @@ pub struct Plans {
 impl Plans {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Self, ConvertError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConvertError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_text(path, text)
+        Self::from_text(path, read_text(path)?)
     }
 
     /// Parses plans text; `path` is used in error messages.
     pub fn from_text(path: &Path, text: String) -> Result<Self, ConvertError> {
-        let value: Value = serde_json::from_str(&text).map_err(|source| ConvertError::Json {
+        let root = parse_object(path, &text, || ConvertError::Plans {
             path: path.to_path_buf(),
-            source,
+            reason: "plans is not a JSON object".into(),
         })?;
-        let root = match value {
-            Value::Object(map) => map,
-            _ => {
-                return Err(ConvertError::Plans {
-                    path: path.to_path_buf(),
-                    reason: "plans is not a JSON object".into(),
-                })
-            }
-        };
         let plans = Plans {
             path: path.to_path_buf(),
             text,
