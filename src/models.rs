@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use ndarray::{Array5, ArrayView5};
 use totalseg_core::normalize::{IntensityProperties, NormalizationScheme};
@@ -13,6 +12,7 @@ use totalseg_core::resample::{NnunetResampling, SplineOrder};
 use totalseg_core::sliding_window::AccumulationPrecision;
 use totalseg_core::tasks::{self, Folds, WeightsSource};
 use totalseg_io::weights::{self, DownloadSource, ModelSource, ProgressSink, WeightsStore};
+use totalseg_nn::NetworkOps;
 use totalseg_nn::{ModelConfig, NnUnetModel, Precision};
 use weights_converter::{convert_model_folder, ConvertOptions};
 
@@ -21,7 +21,7 @@ use crate::pipeline::{LoadedModel, ModelProvider};
 use crate::predictor::{ChannelNormalization, PredictorSettings, TileNetwork};
 
 /// One model's folds on backend `B`, as a [`TileNetwork`].
-pub struct BurnTileNetwork<B: Backend> {
+pub struct BurnTileNetwork<B: NetworkOps> {
     model: NnUnetModel<B>,
     device: B::Device,
     /// Positions in `model.folds()` of the folds the task asks for.
@@ -29,7 +29,7 @@ pub struct BurnTileNetwork<B: Backend> {
     batch_size: usize,
 }
 
-impl<B: Backend> BurnTileNetwork<B> {
+impl<B: NetworkOps> BurnTileNetwork<B> {
     /// Wraps `model`, using the folds `folds` (all when `AllAvailable`).
     pub fn new(
         model: NnUnetModel<B>,
@@ -64,7 +64,7 @@ impl<B: Backend> BurnTileNetwork<B> {
     }
 }
 
-impl<B: Backend> TileNetwork for BurnTileNetwork<B> {
+impl<B: NetworkOps> TileNetwork for BurnTileNetwork<B> {
     fn num_classes(&self) -> usize {
         self.model.architecture().num_classes
     }
@@ -214,7 +214,7 @@ pub fn convert_folder(src: &Path, dst: &Path) -> Result<(), weights::BoxError> {
 }
 
 /// Loads models on backend `B` through a [`WeightsStore`], each once.
-pub struct BurnModelProvider<B: Backend> {
+pub struct BurnModelProvider<B: NetworkOps> {
     store: WeightsStore,
     device: B::Device,
     precision: Precision,
@@ -223,7 +223,7 @@ pub struct BurnModelProvider<B: Backend> {
     loaded: Mutex<HashMap<String, Arc<LoadedModel>>>,
 }
 
-impl<B: Backend> BurnModelProvider<B> {
+impl<B: NetworkOps> BurnModelProvider<B> {
     /// A provider loading into `device` at `precision`.
     pub fn new(
         store: WeightsStore,
@@ -243,7 +243,7 @@ impl<B: Backend> BurnModelProvider<B> {
     }
 }
 
-impl<B: Backend> ModelProvider for BurnModelProvider<B>
+impl<B: NetworkOps> ModelProvider for BurnModelProvider<B>
 where
     B::Device: Send + Sync,
 {

@@ -1,8 +1,7 @@
 //! The conv blocks shared by both networks (dynamic-network-architectures'
 //! `ConvDropoutNormReLU` and `StackedConvBlocks`).
 
-use burn::tensor::activation::leaky_relu;
-use burn::tensor::backend::Backend;
+use crate::ops::NetworkOps;
 use burn::tensor::{DType, Tensor};
 
 use crate::config::ArchKwargs;
@@ -15,14 +14,14 @@ use crate::weights::FoldWeights;
 ///
 /// Names: `<module>.conv.{weight,bias}`, `<module>.norm.{weight,bias}`.
 #[derive(Debug, Clone)]
-pub(crate) struct ConvNormAct<B: Backend> {
+pub(crate) struct ConvNormAct<B: NetworkOps> {
     conv: Conv3d<B>,
     norm: InstanceNorm3d<B>,
     negative_slope: Option<f64>,
     compute: DType,
 }
 
-impl<B: Backend> ConvNormAct<B> {
+impl<B: NetworkOps> ConvNormAct<B> {
     /// Loads the block; `with_nonlin` false drops the LeakyReLU.
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
@@ -47,11 +46,7 @@ impl<B: Backend> ConvNormAct<B> {
 
     /// The block's output in f32 (normalisation and activation run in f32).
     pub(crate) fn forward_f32(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let y = self.norm.forward(self.conv.forward(x));
-        match self.negative_slope {
-            Some(slope) => leaky_relu(y, slope),
-            None => y,
-        }
+        self.norm.forward(self.conv.forward(x), self.negative_slope)
     }
 
     /// The block's output in the compute dtype.
@@ -64,11 +59,11 @@ impl<B: Backend> ConvNormAct<B> {
 ///
 /// Names: `<module>.convs.<i>.*`.
 #[derive(Debug, Clone)]
-pub(crate) struct StackedConvBlocks<B: Backend> {
+pub(crate) struct StackedConvBlocks<B: NetworkOps> {
     convs: Vec<ConvNormAct<B>>,
 }
 
-impl<B: Backend> StackedConvBlocks<B> {
+impl<B: NetworkOps> StackedConvBlocks<B> {
     /// Loads `num_convs` blocks from `in_channels` to `out_channels` with the given kernel;
     /// the first applies `first_stride`.
     #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,6 @@
 //! dynamic-network-architectures' `UNetDecoder`, shared by PlainConvUNet and ResidualEncoderUNet.
 
-use burn::tensor::backend::Backend;
+use crate::ops::NetworkOps;
 use burn::tensor::{DType, Tensor};
 
 use crate::blocks::StackedConvBlocks;
@@ -15,13 +15,13 @@ use crate::weights::FoldWeights;
 ///
 /// Names: `decoder.transpconvs.<s>.*`, `decoder.stages.<s>.convs.<i>.*`, `decoder.seg_layers.<s>.*`.
 #[derive(Debug, Clone)]
-pub(crate) struct UNetDecoder<B: Backend> {
+pub(crate) struct UNetDecoder<B: NetworkOps> {
     transpconvs: Vec<ConvTranspose3d<B>>,
     stages: Vec<StackedConvBlocks<B>>,
     seg_head: Conv3d<B>,
 }
 
-impl<B: Backend> UNetDecoder<B> {
+impl<B: NetworkOps> UNetDecoder<B> {
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
         kw: &ArchKwargs,
@@ -91,7 +91,7 @@ impl<B: Backend> UNetDecoder<B> {
         let stages = self.transpconvs.iter().zip(&self.stages);
         for ((transpconv, stage), skip) in stages.zip(skips.into_iter().rev()) {
             let upsampled = transpconv.forward(x);
-            x = stage.forward(Tensor::cat(vec![upsampled, skip], 1));
+            x = stage.forward(B::unet_cat_channels(upsampled, skip));
         }
         self.seg_head.forward(x).cast(DType::F32)
     }

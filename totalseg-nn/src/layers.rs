@@ -1,19 +1,16 @@
 //! Single layers with nnU-Net's (PyTorch's) semantics: Conv3d, ConvTranspose3d, InstanceNorm3d,
 //! average pooling. Weights are loaded by their PyTorch names relative to a module prefix.
 
-use burn::tensor::backend::Backend;
-use burn::tensor::module::{conv3d, conv_transpose3d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 
 use crate::error::NnError;
+use crate::ops::{ConvParams, NetworkOps, NormParams};
 use crate::weights::FoldWeights;
 
 /// `torch.nn.Conv3d` with "same" padding `(k - 1) / 2` (odd kernels), as nnU-Net builds it.
 #[derive(Debug, Clone)]
-pub(crate) struct Conv3d<B: Backend> {
-    weight: Tensor<B, 5>,
-    bias: Option<Tensor<B, 1>>,
+pub(crate) struct Conv3d<B: NetworkOps> {
+    params: ConvParams<B>,
     stride: [usize; 3],
     padding: [usize; 3],
 }
@@ -28,7 +25,7 @@ pub(crate) struct ConvSpec {
     pub(crate) bias: bool,
 }
 
-impl<B: Backend> Conv3d<B> {
+impl<B: NetworkOps> Conv3d<B> {
     /// Loads `<module>.weight` `[out, in, kd, kh, kw]` and, with a bias, `<module>.bias` `[out]`.
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
@@ -46,32 +43,28 @@ impl<B: Backend> Conv3d<B> {
             None
         };
         Ok(Self {
-            weight,
-            bias,
+            params: ConvParams {
+                weight: B::unet_prepare_conv3d_weight(weight),
+                bias,
+            },
             stride: spec.stride,
             padding: spec.kernel.map(|k| (k - 1) / 2),
         })
     }
 
     pub(crate) fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        conv3d(
-            x,
-            self.weight.clone(),
-            self.bias.clone(),
-            ConvOptions::new(self.stride, self.padding, [1, 1, 1], 1),
-        )
+        B::unet_conv3d(x, &self.params, self.stride, self.padding)
     }
 }
 
 /// `torch.nn.ConvTranspose3d(in, out, kernel_size=stride, stride=stride)`: the decoder's upsampling.
 #[derive(Debug, Clone)]
-pub(crate) struct ConvTranspose3d<B: Backend> {
-    weight: Tensor<B, 5>,
-    bias: Option<Tensor<B, 1>>,
+pub(crate) struct ConvTranspose3d<B: NetworkOps> {
+    params: ConvParams<B>,
     stride: [usize; 3],
 }
 
-impl<B: Backend> ConvTranspose3d<B> {
+impl<B: NetworkOps> ConvTranspose3d<B> {
     /// Loads `<module>.weight` `[in, out, sd, sh, sw]` and, with a bias, `<module>.bias` `[out]`.
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
@@ -92,32 +85,24 @@ impl<B: Backend> ConvTranspose3d<B> {
             None
         };
         Ok(Self {
-            weight,
-            bias,
+            params: ConvParams { weight, bias },
             stride,
         })
     }
 
     pub(crate) fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        conv_transpose3d(
-            x,
-            self.weight.clone(),
-            self.bias.clone(),
-            ConvTransposeOptions::new(self.stride, [0, 0, 0], [0, 0, 0], [1, 1, 1], 1),
-        )
+        B::unet_conv_transpose3d(x, &self.params, self.stride)
     }
 }
 
 /// `torch.nn.InstanceNorm3d(eps, affine)`: per sample and channel, biased variance, no running
 /// statistics. Always computed in f32 (and returns f32), whatever the input dtype.
 #[derive(Debug, Clone)]
-pub(crate) struct InstanceNorm3d<B: Backend> {
-    /// `(weight, bias)` when affine.
-    affine: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
-    eps: f64,
+pub(crate) struct InstanceNorm3d<B: NetworkOps> {
+    params: NormParams<B>,
 }
 
-impl<B: Backend> InstanceNorm3d<B> {
+impl<B: NetworkOps> InstanceNorm3d<B> {
     /// Loads `<module>.weight` and `<module>.bias` (both `[channels]`) when `affine`.
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
@@ -134,48 +119,24 @@ impl<B: Backend> InstanceNorm3d<B> {
         } else {
             None
         };
-        Ok(Self { affine, eps })
+        Ok(Self {
+            params: NormParams { affine, eps },
+        })
     }
 
-    /// Normalises `x` (any float dtype); the result is f32.
-    pub(crate) fn forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let c = x.dims()[1];
-        let x = x.cast(DType::F32);
-        let mean = spatial_mean(x.clone());
-        let centered = x - mean;
-        let variance = spatial_mean(centered.clone().square());
-        let inv_std = (variance + self.eps).sqrt().recip();
-        // Fold the affine scale into the per-channel factor: one full-size multiply, one add.
-        match &self.affine {
-            Some((scale, shift)) => {
-                let factor = inv_std * scale.clone().reshape([1, c, 1, 1, 1]);
-                centered * factor + shift.clone().reshape([1, c, 1, 1, 1])
-            }
-            None => centered * inv_std,
-        }
+    /// Normalises `x` (any float dtype), then applies `LeakyReLU(negative_slope)` when given;
+    /// the result is f32.
+    pub(crate) fn forward(&self, x: Tensor<B, 5>, negative_slope: Option<f64>) -> Tensor<B, 5> {
+        B::unet_instance_norm(x, &self.params, negative_slope)
     }
-}
-
-/// Per sample and channel mean over the three spatial axes, `[n, c, 1, 1, 1]`: f32 sums along
-/// the last axis only, then the (w times fewer) partial sums accumulated in f64.
-///
-/// PyTorch's CPU instance norm accumulates its statistics in f64. A flat f32 sum over a whole
-/// 128^3 tile (`mean_dim` of the flattened axes: 8 SIMD lanes of 262144 sequential adds) drifts
-/// on smooth activations whose mean is large against their spread; after centering, a 6-stage
-/// U-Net's logits were off by up to 0.17 against PyTorch's (now ~6e-4, PyTorch's own f32 noise).
-fn spatial_mean<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 5> {
-    let [_, _, d, h, w] = x.dims();
-    x.sum_dim(4)
-        .cast(DType::F64)
-        .sum_dim(3)
-        .sum_dim(2)
-        .div_scalar((d * h * w) as f64)
-        .cast(DType::F32)
 }
 
 /// `torch.nn.AvgPool3d(kernel_size=stride, stride=stride)` on sizes divisible by the stride
 /// (the residual blocks' skip path; the network checks divisibility at its input).
-pub(crate) fn avg_pool_by_stride<B: Backend>(x: Tensor<B, 5>, stride: [usize; 3]) -> Tensor<B, 5> {
+pub(crate) fn avg_pool_by_stride<B: NetworkOps>(
+    x: Tensor<B, 5>,
+    stride: [usize; 3],
+) -> Tensor<B, 5> {
     let [n, c, d, h, w] = x.dims();
     let [sd, sh, sw] = stride;
     let (od, oh, ow) = (d / sd, h / sh, w / sw);
@@ -229,15 +190,17 @@ mod tests {
             })
             .collect();
         let norm = InstanceNorm3d::<Flex> {
-            affine: None,
-            eps: 1e-5,
+            params: NormParams {
+                affine: None,
+                eps: 1e-5,
+            },
         };
         let input = Tensor::<Flex, 5>::from_data(
             TensorData::new(values.clone(), [1, c, d, h, w]),
             &FlexDevice,
         );
         let out = norm
-            .forward(input)
+            .forward(input, None)
             .into_data()
             .into_vec::<f32>()
             .expect("f32 output");

@@ -16,6 +16,7 @@ mod error;
 mod layers;
 mod model;
 mod network;
+pub mod ops;
 mod plain_unet;
 mod precision;
 mod residual_unet;
@@ -28,6 +29,7 @@ pub use config::{
 pub use error::NnError;
 pub use model::{NnUnetModel, MODEL_JSON, MODEL_WEIGHTS};
 pub use network::{FoldNetwork, UNet};
+pub use ops::{ConvParams, NetworkOps, NormParams};
 pub use plain_unet::PlainConvUNet;
 pub use precision::Precision;
 pub use residual_unet::ResidualEncoderUNet;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
+use crate::ops::NetworkOps;
 use burn::tensor::Tensor;
 
 use crate::config::{ArchitectureConfig, ModelConfig};
@@ -39,14 +39,14 @@ pub const MODEL_WEIGHTS: &str = "model.safetensors";
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct NnUnetModel<B: Backend> {
+pub struct NnUnetModel<B: NetworkOps> {
     config: ModelConfig,
     architecture: ArchitectureConfig,
     folds: Vec<FoldNetwork<B>>,
     precision: Precision,
 }
 
-impl<B: Backend> NnUnetModel<B> {
+impl<B: NetworkOps> NnUnetModel<B> {
     /// Loads `<model_dir>/model.json` and every fold from `<model_dir>/model.safetensors`.
     pub fn load(
         model_dir: &Path,

@@ -1,6 +1,6 @@
 //! One fold's network, whichever family it is, with a checked forward pass.
 
-use burn::tensor::backend::Backend;
+use crate::ops::NetworkOps;
 use burn::tensor::{DType, Tensor};
 
 use crate::config::{ArchitectureConfig, NetworkKind};
@@ -12,14 +12,14 @@ use crate::weights::FoldWeights;
 
 /// A network of either supported family.
 #[derive(Debug, Clone)]
-pub enum UNet<B: Backend> {
+pub enum UNet<B: NetworkOps> {
     /// nnU-Net's default `PlainConvUNet`.
     Plain(PlainConvUNet<B>),
     /// nnU-Net ResEnc plans' `ResidualEncoderUNet`.
     Residual(ResidualEncoderUNet<B>),
 }
 
-impl<B: Backend> UNet<B> {
+impl<B: NetworkOps> UNet<B> {
     /// Builds the network described by `arch`, taking its tensors from `weights`.
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
@@ -68,7 +68,7 @@ impl<B: Backend> UNet<B> {
 
 /// The network of one cross-validation fold.
 #[derive(Debug, Clone)]
-pub struct FoldNetwork<B: Backend> {
+pub struct FoldNetwork<B: NetworkOps> {
     fold: u32,
     network: UNet<B>,
     input_channels: usize,
@@ -76,7 +76,7 @@ pub struct FoldNetwork<B: Backend> {
     compute: DType,
 }
 
-impl<B: Backend> FoldNetwork<B> {
+impl<B: NetworkOps> FoldNetwork<B> {
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
         fold: u32,

@@ -1,6 +1,6 @@
 //! `PlainConvUNet` (dynamic-network-architectures), the network of nnU-Net's default plans.
 
-use burn::tensor::backend::Backend;
+use crate::ops::NetworkOps;
 use burn::tensor::Tensor;
 
 use crate::blocks::StackedConvBlocks;
@@ -15,7 +15,7 @@ use crate::weights::FoldWeights;
 /// Built by [`crate::NnUnetModel::load`]; run it through [`crate::FoldNetwork::forward_logits`],
 /// which checks the input shape.
 #[derive(Debug, Clone)]
-pub struct PlainConvUNet<B: Backend> {
+pub struct PlainConvUNet<B: NetworkOps> {
     /// Encoder stages above the bottleneck (`encoder.stages.<s>.0`); their outputs are the skips.
     skip_stages: Vec<StackedConvBlocks<B>>,
     /// The lowest-resolution encoder stage.
@@ -23,7 +23,7 @@ pub struct PlainConvUNet<B: Backend> {
     decoder: UNetDecoder<B>,
 }
 
-impl<B: Backend> PlainConvUNet<B> {
+impl<B: NetworkOps> PlainConvUNet<B> {
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
         kw: &ArchKwargs,

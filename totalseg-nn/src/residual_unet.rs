@@ -1,7 +1,7 @@
 //! `ResidualEncoderUNet` (dynamic-network-architectures), the network of nnU-Net's ResEnc plans.
 
+use crate::ops::NetworkOps;
 use burn::tensor::activation::leaky_relu;
-use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 
 use crate::blocks::{ConvNormAct, StackedConvBlocks};
@@ -17,7 +17,7 @@ use crate::weights::FoldWeights;
 /// Built by [`crate::NnUnetModel::load`]; run it through [`crate::FoldNetwork::forward_logits`],
 /// which checks the input shape.
 #[derive(Debug, Clone)]
-pub struct ResidualEncoderUNet<B: Backend> {
+pub struct ResidualEncoderUNet<B: NetworkOps> {
     /// `encoder.stem`: one conv block from the input channels to `stem_channels`.
     stem: StackedConvBlocks<B>,
     /// Encoder stages above the bottleneck (`encoder.stages.<s>.blocks.<b>`); their outputs are the skips.
@@ -27,7 +27,7 @@ pub struct ResidualEncoderUNet<B: Backend> {
     decoder: UNetDecoder<B>,
 }
 
-impl<B: Backend> ResidualEncoderUNet<B> {
+impl<B: NetworkOps> ResidualEncoderUNet<B> {
     pub(crate) fn load(
         weights: &mut FoldWeights<'_, B>,
         kw: &ArchKwargs,
@@ -98,7 +98,7 @@ impl<B: Backend> ResidualEncoderUNet<B> {
 ///
 /// Names: `<module>.conv1.*`, `<module>.conv2.*`, `<module>.skip.<i>.*` (i = 1 after a pool, else 0).
 #[derive(Debug, Clone)]
-pub(crate) struct BasicBlockD<B: Backend> {
+pub(crate) struct BasicBlockD<B: NetworkOps> {
     conv1: ConvNormAct<B>,
     conv2: ConvNormAct<B>,
     /// `Some(stride)` when the skip path average-pools.
@@ -108,7 +108,7 @@ pub(crate) struct BasicBlockD<B: Backend> {
     compute: DType,
 }
 
-impl<B: Backend> BasicBlockD<B> {
+impl<B: NetworkOps> BasicBlockD<B> {
     fn load(
         weights: &mut FoldWeights<'_, B>,
         module: &str,

@@ -1,0 +1,80 @@
+//! The network's hot operators as a Burn backend extension.
+//!
+//! [`NetworkOps`] names the few operators a U-Net forward pass spends its time in. Each has a
+//! default written with Burn's generic tensor ops (what the CUDA backend uses); the CPU backend
+//! [`burn_flex::Flex`] overrides them with channels-last kernels (see `flex`). The model code
+//! only ever calls these methods, so it stays backend-generic.
+
+pub(crate) mod generic;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// A conv layer's parameters as [`NetworkOps`] receives them.
+#[derive(Debug, Clone)]
+pub struct ConvParams<B: Backend> {
+    /// `[out, in, kd, kh, kw]`, possibly in a backend-specific memory layout
+    /// (see [`NetworkOps::unet_prepare_conv3d_weight`]).
+    pub weight: Tensor<B, 5>,
+    /// `[out]`.
+    pub bias: Option<Tensor<B, 1>>,
+}
+
+/// InstanceNorm parameters: `affine` holds `(scale, shift)`, both `[channels]` in f32.
+#[derive(Debug, Clone)]
+pub struct NormParams<B: Backend> {
+    /// `(weight, bias)` when the norm is affine.
+    pub affine: Option<(Tensor<B, 1>, Tensor<B, 1>)>,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+/// Backend extension with the U-Net's operators (PyTorch semantics), each with a generic
+/// default.
+pub trait NetworkOps: Backend {
+    /// Called once per conv weight at load time; a backend may return the same logical tensor
+    /// in the memory layout its [`NetworkOps::unet_conv3d`] reads fastest.
+    fn unet_prepare_conv3d_weight(weight: Tensor<Self, 5>) -> Tensor<Self, 5> {
+        weight
+    }
+
+    /// `torch.nn.functional.conv3d(x, weight, bias, stride, padding)` (no dilation, no groups).
+    fn unet_conv3d(
+        x: Tensor<Self, 5>,
+        params: &ConvParams<Self>,
+        stride: [usize; 3],
+        padding: [usize; 3],
+    ) -> Tensor<Self, 5> {
+        generic::conv3d(x, params, stride, padding)
+    }
+
+    /// `torch.nn.ConvTranspose3d` with kernel = stride and no padding: the decoder's upsampling.
+    /// `params.weight` is `[in, out, sd, sh, sw]`.
+    fn unet_conv_transpose3d(
+        x: Tensor<Self, 5>,
+        params: &ConvParams<Self>,
+        stride: [usize; 3],
+    ) -> Tensor<Self, 5> {
+        generic::conv_transpose3d_by_stride(x, params, stride)
+    }
+
+    /// `InstanceNorm3d` (biased variance, statistics accumulated as PyTorch's CPU kernel does)
+    /// followed, when `negative_slope` is given, by `LeakyReLU`. The result is f32.
+    fn unet_instance_norm(
+        x: Tensor<Self, 5>,
+        norm: &NormParams<Self>,
+        negative_slope: Option<f64>,
+    ) -> Tensor<Self, 5> {
+        generic::instance_norm_leaky_relu(x, norm, negative_slope)
+    }
+
+    /// `torch.cat([a, b], dim=1)`: the decoder's skip concatenation.
+    fn unet_cat_channels(a: Tensor<Self, 5>, b: Tensor<Self, 5>) -> Tensor<Self, 5> {
+        Tensor::cat(vec![a, b], 1)
+    }
+}
+
+impl NetworkOps for burn_flex::Flex {}
+
+#[cfg(feature = "cuda")]
+impl NetworkOps for burn_cuda::Cuda {}
