@@ -1,5 +1,10 @@
 //! File formats and storage: NIfTI reading/writing (with TotalSegmentator's label-map
-//! extension) and the weights store (cache, download, conversion on first use).
+//! extension), DICOM series input, and the weights store (cache, download, conversion on
+//! first use).
 
+pub mod dicom;
+pub mod image;
 pub mod nifti;
 pub mod weights;
+
+pub use image::{read_image, ImageReadError, InputKind};

@@ -1,0 +1,14 @@
+//! DICOM input: a folder of CT slices read into the same [`Volume`](crate::nifti::Volume)
+//! the NIfTI reader produces, with the geometry and values TotalSegmentator 2.18 gets from
+//! its converter (`dicom2nifti.dicom_series_to_nifti(..., reorient_nifti=True)`).
+//!
+//! Pixel data is decoded by dicom-rs (`dicom-pixeldata`): native, RLE, JPEG baseline and
+//! lossless, and JPEG 2000 (pure-Rust `openjp2`).
+
+mod error;
+pub mod geometry;
+mod read;
+mod slice;
+
+pub use error::{DicomError, DicomErrorKind};
+pub use read::read_dicom_series;
