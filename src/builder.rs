@@ -1,6 +1,9 @@
 //! [`SegmenterBuilder`]: task, variant, roi subset, device, precision and weights location,
 //! turned into a [`Segmenter`] whose models load once.
 
+pub mod cuda_driver;
+pub mod gpu;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -14,9 +17,10 @@ use totalseg_io::weights::{
 use totalseg_nn::Precision;
 
 use crate::error::SegmentError;
-use crate::models::BurnModelProvider;
+use crate::models::{BatchSizePolicy, BurnModelProvider};
 use crate::pipeline::ModelProvider;
 use crate::segmenter::{RunOptions, Segmenter};
+use gpu::{decide_device, probe_cuda, DeviceDecision};
 
 /// Where the networks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +78,7 @@ pub struct SegmenterBuilder {
     precision: Option<Precision>,
     dirs: DirOverrides,
     offline: bool,
-    batch_size: usize,
+    batch_size: Option<usize>,
     threads: Option<usize>,
     download_progress: Box<dyn ProgressSink + Send + Sync>,
 }
@@ -92,7 +96,7 @@ impl SegmenterBuilder {
             precision: None,
             dirs: DirOverrides::default(),
             offline: false,
-            batch_size: 1,
+            batch_size: None,
             threads: None,
             download_progress: Box::new(NoProgress),
         }
@@ -179,7 +183,9 @@ impl SegmenterBuilder {
         self
     }
 
-    /// Where the networks run.
+    /// Where the networks run. A GPU that cannot be used (no driver, no NVRTC, no such
+    /// device, too little free memory, a failing first kernel) falls back to the CPU with a
+    /// warning ([`gpu::decide_device`]).
     pub fn device(mut self, device: Device) -> Self {
         self.device = device;
         self
@@ -209,9 +215,9 @@ impl SegmenterBuilder {
         self
     }
 
-    /// Tiles per network call.
+    /// Tiles per network call (default: 1 on the CPU, from the free memory on a GPU).
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
+        self.batch_size = Some(n.max(1));
         self
     }
 
@@ -272,31 +278,68 @@ fn make_provider(
     device: Device,
     precision: Option<Precision>,
     store: WeightsStore,
-    batch_size: usize,
+    batch_size: Option<usize>,
     progress: Box<dyn ProgressSink + Send + Sync>,
 ) -> Result<Arc<dyn ModelProvider + Send + Sync>, SegmentError> {
-    match device {
-        Device::Cpu => Ok(Arc::new(BurnModelProvider::<burn_flex::Flex>::new(
-            store,
-            burn_flex::FlexDevice,
-            precision.unwrap_or(Precision::F32),
-            batch_size,
-            progress,
-        ))),
-        #[cfg(feature = "cuda")]
-        Device::Gpu(index) => Ok(Arc::new(BurnModelProvider::<burn_cuda::Cuda>::new(
+    match decide_device(device, probe_cuda) {
+        DeviceDecision::Cpu { fallback } => {
+            if let Some(message) = fallback {
+                log::warn!("{message}");
+            }
+            Ok(Arc::new(BurnModelProvider::<burn_flex::Flex>::new(
+                store,
+                burn_flex::FlexDevice,
+                precision.unwrap_or(Precision::F32),
+                BatchSizePolicy::Fixed(batch_size.unwrap_or(1)),
+                progress,
+            )))
+        }
+        DeviceDecision::Cuda { index, free_bytes } => {
+            cuda_provider(index, free_bytes, precision, store, batch_size, progress)
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_provider(
+    index: usize,
+    free_bytes: u64,
+    precision: Option<Precision>,
+    store: WeightsStore,
+    batch_size: Option<usize>,
+    progress: Box<dyn ProgressSink + Send + Sync>,
+) -> Result<Arc<dyn ModelProvider + Send + Sync>, SegmentError> {
+    log::info!(
+        "running on CUDA device {index} ({} MiB free)",
+        free_bytes >> 20
+    );
+    let batch = match batch_size {
+        Some(n) => BatchSizePolicy::Fixed(n),
+        None => BatchSizePolicy::FromFreeMemory(Arc::new(move || cuda_driver::free_bytes(index))),
+    };
+    Ok(Arc::new(
+        BurnModelProvider::<burn_cuda::Cuda>::new(
             store,
             burn_cuda::CudaDevice { index },
             precision.unwrap_or(Precision::F16),
-            batch_size,
+            batch,
             progress,
-        ))),
-        #[cfg(not(feature = "cuda"))]
-        Device::Gpu(_) => {
-            log::warn!(
-                "this build has no GPU support (build with --features cuda); running on the CPU"
-            );
-            make_provider(Device::Cpu, precision, store, batch_size, progress)
-        }
-    }
+        )
+        .with_sliding_window_site(crate::models::SlidingWindowSite::Device),
+    ))
+}
+
+/// Unreachable in practice: without the `cuda` feature the probe never reports a usable GPU.
+#[cfg(not(feature = "cuda"))]
+fn cuda_provider(
+    index: usize,
+    _free_bytes: u64,
+    _precision: Option<Precision>,
+    _store: WeightsStore,
+    _batch_size: Option<usize>,
+    _progress: Box<dyn ProgressSink + Send + Sync>,
+) -> Result<Arc<dyn ModelProvider + Send + Sync>, SegmentError> {
+    Err(SegmentError::Device(format!(
+        "GPU {index}: this build has no GPU support (build with --features cuda)"
+    )))
 }

@@ -1,12 +1,16 @@
 //! Models on a Burn backend: found or downloaded and converted by the weights store, loaded
-//! once, run tile by tile for the predictor.
+//! once (and kept on their device for every later image and part), run tile by tile for the
+//! host predictor or as a whole sliding window on the device.
+
+pub mod batch_size;
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Tensor, TensorData};
-use ndarray::{Array5, ArrayView5};
+use ndarray::{Array5, ArrayView4, ArrayView5};
 use totalseg_core::normalize::{IntensityProperties, NormalizationScheme};
 use totalseg_core::resample::{NnunetResampling, SplineOrder};
 use totalseg_core::sliding_window::AccumulationPrecision;
@@ -18,7 +22,22 @@ use weights_converter::{convert_model_folder, ConvertOptions};
 
 use crate::error::SegmentError;
 use crate::pipeline::{LoadedModel, ModelProvider};
-use crate::predictor::{ChannelNormalization, PredictorSettings, TileNetwork};
+use crate::predictor::device::{
+    predict_on_device, DeviceForward, DeviceOutput, DevicePrediction, DeviceSlidingWindow,
+};
+use crate::predictor::{ChannelNormalization, PredictorSettings, TileNetwork, TileProgress};
+use batch_size::{batch_size_for_free_memory, TileFootprint};
+
+/// Where a Burn network's sliding window runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlidingWindowSite {
+    /// Tiles cut, weighted and summed on the host; the device only runs the network (the
+    /// CPU backend: its host accumulator is parallel and measured at parity).
+    #[default]
+    Host,
+    /// Everything from the padded image to the argmax on the device (CUDA).
+    Device,
+}
 
 /// One model's folds on backend `B`, as a [`TileNetwork`].
 pub struct BurnTileNetwork<B: NetworkOps> {
@@ -27,6 +46,7 @@ pub struct BurnTileNetwork<B: NetworkOps> {
     /// Positions in `model.folds()` of the folds the task asks for.
     fold_indices: Vec<usize>,
     batch_size: usize,
+    site: SlidingWindowSite,
 }
 
 impl<B: NetworkOps> BurnTileNetwork<B> {
@@ -60,7 +80,140 @@ impl<B: NetworkOps> BurnTileNetwork<B> {
             device,
             fold_indices,
             batch_size: batch_size.max(1),
+            site: SlidingWindowSite::Host,
         })
+    }
+
+    /// Runs the sliding window at `site` (default: the host).
+    pub fn with_sliding_window_site(mut self, site: SlidingWindowSite) -> Self {
+        self.site = site;
+        self
+    }
+
+    fn network_error(&self, message: String) -> SegmentError {
+        SegmentError::Network {
+            model: self.model.config().dataset_name.clone(),
+            message,
+        }
+    }
+
+    fn fold_index(&self, fold: usize) -> Result<usize, SegmentError> {
+        self.fold_indices
+            .get(fold)
+            .copied()
+            .ok_or_else(|| self.network_error(format!("fold position {fold} out of range")))
+    }
+}
+
+impl<B: NetworkOps> DeviceForward<B> for BurnTileNetwork<B> {
+    fn num_classes(&self) -> usize {
+        self.model.architecture().num_classes
+    }
+
+    fn num_folds(&self) -> usize {
+        self.fold_indices.len()
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    fn forward(&self, fold: usize, tiles: Tensor<B, 5>) -> Result<Tensor<B, 5>, SegmentError> {
+        let index = self.fold_index(fold)?;
+        self.model
+            .forward_logits(index, tiles)
+            .map_err(|e| self.network_error(e.to_string()))
+    }
+}
+
+/// A network with its batch size overridden (the one-tile retry after a device failure).
+struct WithBatchSize<'a, N> {
+    network: &'a N,
+    batch_size: usize,
+}
+
+impl<B: NetworkOps, N: DeviceForward<B>> DeviceForward<B> for WithBatchSize<'_, N> {
+    fn num_classes(&self) -> usize {
+        self.network.num_classes()
+    }
+    fn num_folds(&self) -> usize {
+        self.network.num_folds()
+    }
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+    fn forward(&self, fold: usize, tiles: Tensor<B, 5>) -> Result<Tensor<B, 5>, SegmentError> {
+        self.network.forward(fold, tiles)
+    }
+}
+
+impl<B: NetworkOps> DeviceSlidingWindow for BurnTileNetwork<B> {
+    /// Burn's CUDA runtime panics when the device runs out of memory or a kernel fails: the
+    /// panic is caught, a batch of several tiles is retried one tile at a time, and a second
+    /// failure becomes a [`SegmentError::Device`] naming the model and the way out.
+    fn predict_on_device(
+        &self,
+        image: ArrayView4<f32>,
+        settings: &PredictorSettings,
+        accumulation: AccumulationPrecision,
+        output: DeviceOutput,
+        progress: &dyn TileProgress,
+    ) -> Result<DevicePrediction, SegmentError> {
+        let attempt = |batch_size: usize| {
+            let network = WithBatchSize {
+                network: self,
+                batch_size,
+            };
+            catch_unwind(AssertUnwindSafe(|| {
+                predict_on_device(
+                    &network,
+                    &self.device,
+                    image,
+                    settings,
+                    accumulation,
+                    output,
+                    progress,
+                )
+            }))
+        };
+        let first = match attempt(self.batch_size) {
+            Ok(result) => return result,
+            Err(panic) => panic_message(panic.as_ref()),
+        };
+        if self.batch_size > 1 {
+            log::warn!(
+                "{}: the device failed with {} tiles per batch ({first}); retrying one tile at a time",
+                self.model.config().dataset_name,
+                self.batch_size
+            );
+            match attempt(1) {
+                Ok(result) => return result,
+                Err(panic) => {
+                    return Err(device_failure(self, &panic_message(panic.as_ref())));
+                }
+            }
+        }
+        Err(device_failure(self, &first))
+    }
+}
+
+fn device_failure<B: NetworkOps>(network: &BurnTileNetwork<B>, message: &str) -> SegmentError {
+    SegmentError::Device(format!(
+        "model {} failed on {:?} ({message}); if the GPU is out of memory, close other GPU \
+         programs or run with --device cpu",
+        network.model.config().dataset_name,
+        network.device
+    ))
+}
+
+/// The text of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
     }
 }
 
@@ -77,6 +230,17 @@ impl<B: NetworkOps> TileNetwork for BurnTileNetwork<B> {
         self.batch_size
     }
 
+    fn logits_are_fp16(&self) -> bool {
+        self.model.precision() == Precision::F16
+    }
+
+    fn device_sliding_window(&self) -> Option<&dyn DeviceSlidingWindow> {
+        match self.site {
+            SlidingWindowSite::Host => None,
+            SlidingWindowSite::Device => Some(self),
+        }
+    }
+
     fn predict_tiles(
         &self,
         fold: usize,
@@ -85,14 +249,8 @@ impl<B: NetworkOps> TileNetwork for BurnTileNetwork<B> {
         let shape = tiles.shape().to_vec();
         let values: Vec<f32> = tiles.iter().copied().collect();
         let input = Tensor::<B, 5>::from_data(TensorData::new(values, shape.clone()), &self.device);
-        let network_error = |message: String| SegmentError::Network {
-            model: self.model.config().dataset_name.clone(),
-            message,
-        };
-        let index = *self
-            .fold_indices
-            .get(fold)
-            .ok_or_else(|| network_error(format!("fold position {fold} out of range")))?;
+        let network_error = |message: String| self.network_error(message);
+        let index = self.fold_index(fold)?;
         let logits = self
             .model
             .forward_logits(index, input)
@@ -213,33 +371,86 @@ pub fn convert_folder(src: &Path, dst: &Path) -> Result<(), weights::BoxError> {
     Ok(())
 }
 
-/// Loads models on backend `B` through a [`WeightsStore`], each once.
+/// How a provider sizes the tile batches of the models it loads.
+#[derive(Clone)]
+pub enum BatchSizePolicy {
+    /// This many tiles per network call.
+    Fixed(usize),
+    /// From the device's free memory, read after each model is loaded (see
+    /// [`batch_size::batch_size_for_free_memory`]); `None` from the query means one tile.
+    FromFreeMemory(Arc<dyn Fn() -> Option<u64> + Send + Sync>),
+}
+
+impl std::fmt::Debug for BatchSizePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchSizePolicy::Fixed(n) => write!(f, "Fixed({n})"),
+            BatchSizePolicy::FromFreeMemory(_) => f.write_str("FromFreeMemory"),
+        }
+    }
+}
+
+impl BatchSizePolicy {
+    /// The batch size for a model of `architecture` on tiles of `patch_size` at `precision`.
+    pub fn batch_size(
+        &self,
+        architecture: &totalseg_nn::ArchitectureConfig,
+        patch_size: [usize; 3],
+        precision: Precision,
+    ) -> usize {
+        match self {
+            BatchSizePolicy::Fixed(n) => (*n).max(1),
+            BatchSizePolicy::FromFreeMemory(free) => free().map_or(1, |bytes| {
+                batch_size_for_free_memory(
+                    bytes,
+                    &TileFootprint::of(architecture, patch_size, precision),
+                )
+            }),
+        }
+    }
+}
+
+/// Loads models on backend `B` through a [`WeightsStore`], each once: a model stays loaded
+/// on its device (shared through an `Arc`) for every later image, part and `Segmenter` call.
 pub struct BurnModelProvider<B: NetworkOps> {
     store: WeightsStore,
     device: B::Device,
     precision: Precision,
-    batch_size: usize,
+    batch: BatchSizePolicy,
+    site: SlidingWindowSite,
     progress: Box<dyn ProgressSink + Send + Sync>,
     loaded: Mutex<HashMap<String, Arc<LoadedModel>>>,
 }
 
 impl<B: NetworkOps> BurnModelProvider<B> {
-    /// A provider loading into `device` at `precision`.
+    /// A provider loading into `device` at `precision`, the sliding window on the host.
     pub fn new(
         store: WeightsStore,
         device: B::Device,
         precision: Precision,
-        batch_size: usize,
+        batch: BatchSizePolicy,
         progress: Box<dyn ProgressSink + Send + Sync>,
     ) -> Self {
         Self {
             store,
             device,
             precision,
-            batch_size,
+            batch,
+            site: SlidingWindowSite::Host,
             progress,
             loaded: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Where the loaded networks run their sliding window.
+    pub fn with_sliding_window_site(mut self, site: SlidingWindowSite) -> Self {
+        self.site = site;
+        self
+    }
+
+    /// How many models are loaded.
+    pub fn loaded_models(&self) -> usize {
+        self.loaded.lock().map_or(0, |loaded| loaded.len())
     }
 }
 
@@ -273,8 +484,12 @@ where
                 }
             })?;
         let settings = predictor_settings(model.config())?;
-        let network =
-            BurnTileNetwork::new(model, self.device.clone(), spec.folds, self.batch_size)?;
+        let batch_size =
+            self.batch
+                .batch_size(model.architecture(), settings.patch_size, self.precision);
+        log::debug!("{key}: {batch_size} tile(s) per network call");
+        let network = BurnTileNetwork::new(model, self.device.clone(), spec.folds, batch_size)?
+            .with_sliding_window_site(self.site);
         let model = Arc::new(LoadedModel {
             name: key.clone(),
             settings,

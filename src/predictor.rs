@@ -5,7 +5,12 @@
 //! logits back, argmax, pasting into the uncropped box and `transpose_backward`.
 //!
 //! The network is behind [`TileNetwork`], so this module owns tiling, weighting and
-//! accumulation independently of Burn (the MONAI `sliding_window_inference` role).
+//! accumulation independently of Burn (the MONAI `sliding_window_inference` role). A network
+//! that runs on an accelerator offers [`TileNetwork::device_sliding_window`] instead: then the
+//! tiles, sums, fold average and argmax stay on its device ([`device`]) and only the label
+//! map comes back.
+
+pub mod device;
 
 use half::f16;
 use ndarray::{Array3, Array4, Array5, ArrayView4, ArrayView5, Axis, Zip};
@@ -19,6 +24,7 @@ use totalseg_core::sliding_window::{
 };
 
 use crate::error::SegmentError;
+use device::{DeviceOutput, DevicePrediction, DeviceSlidingWindow};
 
 /// A network that turns a batch of normalised tiles into logits.
 pub trait TileNetwork {
@@ -35,6 +41,30 @@ pub trait TileNetwork {
     /// How many tiles to send at once.
     fn batch_size(&self) -> usize {
         1
+    }
+    /// Whether the network's logits are fp16 (nnU-Net under CUDA autocast): nnU-Net's fp16
+    /// sums then weight the tile in fp16 too ([`AccumulationPrecision::Fp16Autocast`]).
+    fn logits_are_fp16(&self) -> bool {
+        false
+    }
+    /// The sliding window on the network's own device, when it runs there; `None` (the
+    /// default) keeps tiling and accumulation on the host.
+    fn device_sliding_window(&self) -> Option<&dyn DeviceSlidingWindow> {
+        None
+    }
+}
+
+/// The tile arithmetic for `network`: nnU-Net's fp16 sums become the autocast variant when
+/// the network itself returns fp16 logits.
+pub fn effective_accumulation(
+    requested: AccumulationPrecision,
+    network: &dyn TileNetwork,
+) -> AccumulationPrecision {
+    match requested {
+        AccumulationPrecision::Fp16 if network.logits_are_fp16() => {
+            AccumulationPrecision::Fp16Autocast
+        }
+        other => other,
     }
 }
 
@@ -127,7 +157,8 @@ pub fn predict_labels(
         )
         .map_err(|e| SegmentError::Model(format!("normalisation: {e}")))?;
     }
-    let cropped_shape = dims3(cropped.shape());
+    // Spatial shape only: axis 0 holds the channels.
+    let cropped_shape = dims3(&cropped.shape()[1..]);
     let new_shape = compute_new_shape(cropped_shape, spacing, settings.spacing)?;
     let resampled = if new_shape != cropped_shape {
         resample_channels(
@@ -141,19 +172,45 @@ pub fn predict_labels(
         cropped
     };
 
-    let logits = predict_logits(resampled.view(), settings, network, progress)?;
-    let logits = if new_shape != cropped_shape {
-        resample_channels(
-            logits.view(),
-            cropped_shape,
-            settings.spacing,
-            spacing,
-            &settings.probabilities_resampling,
-        )?
-    } else {
-        logits
+    let resample_back = new_shape != cropped_shape;
+    let prediction = match network.device_sliding_window() {
+        Some(on_device) => {
+            // Labels straight from the device unless the logits go through host resampling.
+            let output = if resample_back {
+                DeviceOutput::Logits
+            } else {
+                DeviceOutput::Labels
+            };
+            let accumulation = effective_accumulation(settings.accumulation, network);
+            on_device.predict_on_device(
+                resampled.view(),
+                settings,
+                accumulation,
+                output,
+                progress,
+            )?
+        }
+        None => DevicePrediction::Logits(predict_logits(
+            resampled.view(),
+            settings,
+            network,
+            progress,
+        )?),
     };
-    let labels = argmax_channels(logits.view());
+    let labels = match prediction {
+        DevicePrediction::Labels(labels) => labels,
+        DevicePrediction::Logits(logits) if resample_back => argmax_channels(
+            resample_channels(
+                logits.view(),
+                cropped_shape,
+                settings.spacing,
+                spacing,
+                &settings.probabilities_resampling,
+            )?
+            .view(),
+        ),
+        DevicePrediction::Logits(logits) => argmax_channels(logits.view()),
+    };
     let full = insert_crop_into_image(labels.view(), crop.bbox, crop.shape_before_cropping, 0u16)
         .map_err(|e| SegmentError::Model(e.to_string()))?;
     // transpose_backward, then back from the reader's (z, y, x) to NIfTI order.
@@ -185,14 +242,11 @@ pub fn predict_logits(
     let channels = image.shape()[0];
     let p = settings.patch_size;
 
+    let accumulation = effective_accumulation(settings.accumulation, network);
     let mut fold_sum: Option<FoldSum> = None;
     for fold in 0..folds {
-        let mut acc = LogitAccumulator::with_importance_map(
-            classes,
-            &plan,
-            settings.accumulation,
-            gaussian.view(),
-        )?;
+        let mut acc =
+            LogitAccumulator::with_importance_map(classes, &plan, accumulation, gaussian.view())?;
         for group in tiles.chunks(batch) {
             let mut input = Array5::<f32>::zeros((group.len(), channels, p[0], p[1], p[2]));
             for (n, origin) in group.iter().enumerate() {

@@ -1,0 +1,356 @@
+//! The sliding window on a Burn device: the padded image is uploaded once, tiles are cut and
+//! batched on the device, the logits are gaussian-weighted and summed into device tensors with
+//! the same arithmetic as the host's [`LogitAccumulator`](totalseg_core::sliding_window::LogitAccumulator)
+//! (fp16 sums by default), folds are averaged and the argmax is taken on the device. Only the
+//! label map (or, when the logits must be resampled on the host, the logits) comes back.
+//!
+//! Written against Burn's generic [`Backend`] so the same code runs (and is tested) on the CPU
+//! backend `burn_flex::Flex`; on CUDA it keeps the whole hot path on the GPU.
+//!
+//! Bit-for-bit agreement with the host path holds when the backend evaluates each elementwise
+//! f32 operation separately with IEEE rounding (Flex does). A GPU compiler that contracts the
+//! `tile * gaussian + sum` into one fused multiply-add would round once instead of twice, which
+//! can move an fp16 sum by one ulp (nnU-Net's PyTorch runs the two as separate kernels).
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Int, Tensor, TensorData};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4};
+use totalseg_core::sliding_window::{
+    gaussian_importance_map, AccumulationPrecision, SlidingWindowError, SlidingWindowPlan,
+};
+
+use super::{PredictorSettings, TileProgress};
+use crate::error::SegmentError;
+
+/// A network that runs batches of tiles already on its device.
+pub trait DeviceForward<B: Backend> {
+    /// Number of output channels (labels, background included).
+    fn num_classes(&self) -> usize;
+    /// Number of folds whose logits are averaged.
+    fn num_folds(&self) -> usize;
+    /// How many tiles to send at once.
+    fn batch_size(&self) -> usize;
+    /// Logits `[n, classes, p0, p1, p2]` (any float dtype) of fold `fold` for f32 tiles
+    /// `[n, channels, p0, p1, p2]`.
+    fn forward(&self, fold: usize, tiles: Tensor<B, 5>) -> Result<Tensor<B, 5>, SegmentError>;
+}
+
+/// What the device sliding window hands back to the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceOutput {
+    /// The argmax, taken on the device (the usual case: nothing else crosses the bus).
+    Labels,
+    /// The fold-averaged logits, for resampling on the host before the argmax.
+    Logits,
+}
+
+/// The result of a device sliding window, as requested by [`DeviceOutput`].
+#[derive(Debug, Clone)]
+pub enum DevicePrediction {
+    /// Labels `[d0, d1, d2]`.
+    Labels(Array3<u16>),
+    /// Fold-averaged logits `[classes, d0, d1, d2]` (fp16 values widened for fp16 sums).
+    Logits(Array4<f32>),
+}
+
+/// A network that runs the whole sliding window on its own device (object-safe face of
+/// [`predict_on_device`], used by the predictor).
+pub trait DeviceSlidingWindow {
+    /// The sliding window over a normalised `[channels, d0, d1, d2]` image with the given
+    /// tile arithmetic.
+    fn predict_on_device(
+        &self,
+        image: ArrayView4<f32>,
+        settings: &PredictorSettings,
+        accumulation: AccumulationPrecision,
+        output: DeviceOutput,
+        progress: &dyn TileProgress,
+    ) -> Result<DevicePrediction, SegmentError>;
+}
+
+/// Runs the sliding window of `network` on `device` and returns what `output` asks for.
+pub fn predict_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
+    network: &N,
+    device: &B::Device,
+    image: ArrayView4<f32>,
+    settings: &PredictorSettings,
+    accumulation: AccumulationPrecision,
+    output: DeviceOutput,
+    progress: &dyn TileProgress,
+) -> Result<DevicePrediction, SegmentError> {
+    let logits =
+        fold_averaged_logits_on_device(network, device, image, settings, accumulation, progress)?;
+    Ok(match output {
+        DeviceOutput::Labels => DevicePrediction::Labels(labels_to_host(argmax_on_device(logits))?),
+        DeviceOutput::Logits => DevicePrediction::Logits(logits_to_host(logits)?),
+    })
+}
+
+/// The device counterpart of [`super::predict_logits`]: fold-averaged logits
+/// `[classes, d0, d1, d2]` as a device tensor, f16 for the fp16 modes and f32 otherwise.
+pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
+    network: &N,
+    device: &B::Device,
+    image: ArrayView4<f32>,
+    settings: &PredictorSettings,
+    accumulation: AccumulationPrecision,
+    progress: &dyn TileProgress,
+) -> Result<Tensor<B, 4>, SegmentError> {
+    let shape = [image.shape()[1], image.shape()[2], image.shape()[3]];
+    let plan = SlidingWindowPlan::new(shape, settings.patch_size, settings.step_size)?;
+    let padded = upload4::<B>(plan.pad_image(image)?.view(), device);
+    let p = settings.patch_size;
+    let gaussian = upload3::<B>(
+        gaussian_importance_map(p).mapv(|v| v.to_f32()).view(),
+        device,
+    );
+    let tiles: Vec<[usize; 3]> = plan.tiles().collect();
+    let folds = network.num_folds().max(1);
+    progress.start((tiles.len() * folds) as u64);
+    let classes = network.num_classes();
+    if classes == 0 {
+        return Err(SlidingWindowError::NoClasses.into());
+    }
+    let channels = image.shape()[0];
+    let batch = network.batch_size().max(1);
+    let arithmetic = TileArithmetic::new(accumulation, gaussian.clone());
+    // The summed weights depend only on the plan: one map for every fold.
+    let weights = arithmetic.summed_weights(&plan, device, &tiles);
+
+    let mut fold_sum: Option<Tensor<B, 4>> = None;
+    for fold in 0..folds {
+        let [d0, d1, d2] = plan.padded_shape();
+        let mut sums =
+            Tensor::<B, 4>::zeros([classes, d0, d1, d2], (device, arithmetic.storage_dtype()));
+        for group in tiles.chunks(batch) {
+            let batch_input = Tensor::cat(
+                group
+                    .iter()
+                    .map(|o| {
+                        padded
+                            .clone()
+                            .slice(tile_ranges4(channels, *o, p))
+                            .reshape([1, channels, p[0], p[1], p[2]])
+                    })
+                    .collect(),
+                0,
+            );
+            let out = network.forward(fold, batch_input)?;
+            let expected = [group.len(), classes, p[0], p[1], p[2]];
+            if out.dims() != expected {
+                return Err(SegmentError::Model(format!(
+                    "the network returned logits of shape {:?}, expected {expected:?}",
+                    out.dims()
+                )));
+            }
+            for (n, origin) in group.iter().enumerate() {
+                let tile = out
+                    .clone()
+                    .slice([n..n + 1, 0..classes, 0..p[0], 0..p[1], 0..p[2]])
+                    .reshape([classes, p[0], p[1], p[2]]);
+                sums = arithmetic.add_tile(sums, tile, *origin);
+            }
+            progress.advance(group.len() as u64);
+        }
+        let quotient = arithmetic.divide(sums, weights.clone())?;
+        let below = plan.pad_below();
+        let unpadded = quotient.slice([
+            0..classes,
+            below[0]..below[0] + shape[0],
+            below[1]..below[1] + shape[1],
+            below[2]..below[2] + shape[2],
+        ]);
+        fold_sum = Some(match fold_sum {
+            None => unpadded,
+            Some(sum) => arithmetic.add_folds(sum, unpadded),
+        });
+    }
+    let sum = fold_sum.ok_or_else(|| SegmentError::Model("the model has no folds".into()))?;
+    Ok(arithmetic.average_folds(sum, folds))
+}
+
+/// nnU-Net's per-tile arithmetic (see [`AccumulationPrecision`]) as device tensor ops; each
+/// step mirrors one rounding of the host accumulator.
+struct TileArithmetic<B: Backend> {
+    precision: AccumulationPrecision,
+    /// The fp16 importance map widened to f32, `[p0, p1, p2]`.
+    gaussian: Tensor<B, 3>,
+}
+
+impl<B: Backend> TileArithmetic<B> {
+    fn new(precision: AccumulationPrecision, gaussian: Tensor<B, 3>) -> Self {
+        Self {
+            precision,
+            gaussian: gaussian.cast(DType::F32),
+        }
+    }
+
+    /// The dtype the sums are stored in.
+    fn storage_dtype(&self) -> DType {
+        match self.precision {
+            AccumulationPrecision::Fp32 => DType::F32,
+            _ => DType::F16,
+        }
+    }
+
+    /// Rounds f32 values to the storage dtype (a no-op for f32 sums).
+    fn store<const D: usize>(&self, values: Tensor<B, D>) -> Tensor<B, D> {
+        values.cast(self.storage_dtype())
+    }
+
+    /// `predicted_logits[sl] += prediction * gaussian`.
+    fn add_tile(&self, sums: Tensor<B, 4>, tile: Tensor<B, 4>, origin: [usize; 3]) -> Tensor<B, 4> {
+        let [classes, p0, p1, p2] = tile.dims();
+        let g = self.gaussian.clone().reshape([1, p0, p1, p2]);
+        let weighted = match self.precision {
+            // fp16 network output times the fp16 map, product rounded to fp16.
+            AccumulationPrecision::Fp16Autocast => tile
+                .cast(DType::F16)
+                .cast(DType::F32)
+                .mul(g)
+                .cast(DType::F16)
+                .cast(DType::F32),
+            _ => tile.cast(DType::F32).mul(g),
+        };
+        let region = tile_ranges4(classes, origin, [p0, p1, p2]);
+        let current = sums.clone().slice(region.clone()).cast(DType::F32);
+        let updated = self.store(current.add(weighted));
+        sums.slice_assign(region, updated)
+    }
+
+    /// `n_predictions[sl] += gaussian` over every tile: `[1, padded...]`.
+    fn summed_weights(
+        &self,
+        plan: &SlidingWindowPlan,
+        device: &B::Device,
+        tiles: &[[usize; 3]],
+    ) -> Tensor<B, 4> {
+        let [d0, d1, d2] = plan.padded_shape();
+        let [p0, p1, p2] = plan.patch_size();
+        let mut weights = Tensor::<B, 4>::zeros([1, d0, d1, d2], (device, self.storage_dtype()));
+        let g = self.gaussian.clone().reshape([1, p0, p1, p2]);
+        for origin in tiles {
+            let region = tile_ranges4(1, *origin, [p0, p1, p2]);
+            let current = weights.clone().slice(region.clone()).cast(DType::F32);
+            let updated = self.store(current.add(g.clone()));
+            weights = weights.slice_assign(region, updated);
+        }
+        weights
+    }
+
+    /// `predicted_logits /= n_predictions` (f32 quotient of the stored values, rounded to the
+    /// storage dtype); an infinite quotient is an error, as in nnU-Net.
+    fn divide(
+        &self,
+        sums: Tensor<B, 4>,
+        weights: Tensor<B, 4>,
+    ) -> Result<Tensor<B, 4>, SegmentError> {
+        let quotient = self.store(sums.cast(DType::F32).div(weights.cast(DType::F32)));
+        let infinite = count_true(quotient.clone().is_inf().int())?;
+        if infinite > 0 {
+            return Err(SlidingWindowError::InfiniteLogits { count: infinite }.into());
+        }
+        Ok(quotient)
+    }
+
+    /// `prediction += fold_logits` in the storage dtype.
+    fn add_folds(&self, sum: Tensor<B, 4>, fold: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.store(sum.cast(DType::F32).add(fold.cast(DType::F32)))
+    }
+
+    /// `prediction /= n_folds` (skipped for one fold, as nnU-Net does).
+    fn average_folds(&self, sum: Tensor<B, 4>, folds: usize) -> Tensor<B, 4> {
+        if folds <= 1 {
+            return sum;
+        }
+        self.store(sum.cast(DType::F32).div_scalar(folds as f32))
+    }
+}
+
+/// Argmax over the channel axis of `[classes, d0, d1, d2]`, ties to the lowest channel (as
+/// `torch.argmax` and the host's [`super::argmax_channels`]); compares in the logits' dtype.
+pub fn argmax_on_device<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 3, Int> {
+    let [classes, d0, d1, d2] = logits.dims();
+    let device = logits.device();
+    let channel = |k: usize| {
+        logits
+            .clone()
+            .slice([k..k + 1, 0..d0, 0..d1, 0..d2])
+            .reshape([d0, d1, d2])
+    };
+    let mut best = channel(0);
+    let mut labels = Tensor::<B, 3, Int>::zeros([d0, d1, d2], &device);
+    for k in 1..classes {
+        let value = channel(k);
+        let better = value.clone().greater(best.clone());
+        best = best.mask_where(better.clone(), value);
+        labels = labels.mask_fill(better, k as i64);
+    }
+    labels
+}
+
+/// Copies a device label map to the host.
+pub fn labels_to_host<B: Backend>(labels: Tensor<B, 3, Int>) -> Result<Array3<u16>, SegmentError> {
+    let [d0, d1, d2] = labels.dims();
+    let data = labels
+        .into_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .map_err(|e| SegmentError::Model(format!("reading labels from the device: {e:?}")))?;
+    let values = data
+        .into_iter()
+        .map(|v| {
+            u16::try_from(v).map_err(|_| SegmentError::Model(format!("label {v} out of range")))
+        })
+        .collect::<Result<Vec<u16>, _>>()?;
+    Array3::from_shape_vec((d0, d1, d2), values)
+        .map_err(|e| SegmentError::Model(format!("label map shape: {e}")))
+}
+
+/// Copies device logits to the host as f32 (exact for f16 values).
+pub fn logits_to_host<B: Backend>(logits: Tensor<B, 4>) -> Result<Array4<f32>, SegmentError> {
+    let [c, d0, d1, d2] = logits.dims();
+    let data = logits
+        .cast(DType::F32)
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| SegmentError::Model(format!("reading logits from the device: {e:?}")))?;
+    Array4::from_shape_vec((c, d0, d1, d2), data)
+        .map_err(|e| SegmentError::Model(format!("logits shape: {e}")))
+}
+
+fn count_true<B: Backend>(mask: Tensor<B, 4, Int>) -> Result<usize, SegmentError> {
+    let total = mask
+        .sum()
+        .into_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .map_err(|e| SegmentError::Model(format!("reading a count from the device: {e:?}")))?;
+    Ok(total.first().copied().unwrap_or(0).max(0) as usize)
+}
+
+fn tile_ranges4(
+    channels: usize,
+    origin: [usize; 3],
+    patch: [usize; 3],
+) -> [std::ops::Range<usize>; 4] {
+    [
+        0..channels,
+        origin[0]..origin[0] + patch[0],
+        origin[1]..origin[1] + patch[1],
+        origin[2]..origin[2] + patch[2],
+    ]
+}
+
+fn upload4<B: Backend>(values: ArrayView4<f32>, device: &B::Device) -> Tensor<B, 4> {
+    let shape = values.shape().to_vec();
+    let data: Vec<f32> = values.iter().copied().collect();
+    Tensor::from_data(TensorData::new(data, shape), (device, DType::F32))
+}
+
+fn upload3<B: Backend>(values: ArrayView3<f32>, device: &B::Device) -> Tensor<B, 3> {
+    let shape = values.shape().to_vec();
+    let data: Vec<f32> = values.iter().copied().collect();
+    Tensor::from_data(TensorData::new(data, shape), (device, DType::F32))
+}
