@@ -14,6 +14,9 @@ pub enum SegmentError {
     /// Reading or writing an image failed.
     #[error(transparent)]
     Nifti(#[from] totalseg_io::nifti::NiftiError),
+    /// Reading a DICOM series failed.
+    #[error(transparent)]
+    Dicom(#[from] totalseg_io::dicom::DicomError),
     /// Finding, downloading or converting weights failed.
     #[error(transparent)]
     Weights(Box<totalseg_io::weights::WeightsError>),
@@ -59,6 +62,14 @@ pub enum SegmentError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The task needs a pipeline step that is not implemented.
+    #[error("task {task} is not supported: {reason}")]
+    UnsupportedTask {
+        /// The task name.
+        task: String,
+        /// What it needs.
+        reason: String,
+    },
     /// The requested device cannot be used.
     #[error("device: {0}")]
     Device(String),
@@ -67,5 +78,14 @@ pub enum SegmentError {
 impl From<totalseg_io::weights::WeightsError> for SegmentError {
     fn from(e: totalseg_io::weights::WeightsError) -> Self {
         SegmentError::Weights(Box::new(e))
+    }
+}
+
+impl From<totalseg_io::ImageReadError> for SegmentError {
+    fn from(e: totalseg_io::ImageReadError) -> Self {
+        match e {
+            totalseg_io::ImageReadError::Nifti(e) => SegmentError::Nifti(e),
+            totalseg_io::ImageReadError::Dicom(e) => SegmentError::Dicom(e),
+        }
     }
 }

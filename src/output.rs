@@ -2,8 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use ndarray::Array3;
 use rayon::prelude::*;
-use totalseg_io::nifti::{write_class_mask, write_label_map, LabelNames};
+use totalseg_core::postprocess::extract_skin;
+use totalseg_io::nifti::{
+    write_binary_mask, write_class_mask, write_label_map, LabelNames, NiftiDataType, NiftiHeader,
+    Volume,
+};
 
 use crate::error::SegmentError;
 use crate::segmenter::Segmentation;
@@ -67,6 +72,64 @@ pub fn save_segmentation(
             }
         }
     }
+}
+
+/// Classes whose union is the derived `body.nii.gz` (`combine_masks(..., "body")`).
+const BODY_PARTS: [&str; 2] = ["body_trunc", "body_extremities"];
+
+/// Whether TotalSegmentator writes the derived `body.nii.gz` and `skin.nii.gz` for this run:
+/// task `body`, one file per class, and no `--no_derived_masks`.
+pub fn writes_derived_body_masks(
+    segmentation: &Segmentation,
+    task_derives_body_masks: bool,
+    layout: OutputLayout,
+    no_derived_masks: bool,
+) -> bool {
+    task_derives_body_masks
+        && layout == OutputLayout::PerClass
+        && !no_derived_masks
+        && BODY_PARTS
+            .iter()
+            .all(|part| segmentation.classes.iter().any(|(_, n)| n == part))
+}
+
+/// The `body` task's derived masks, as nnunet.py writes them after the per-class files:
+/// `body.nii.gz` = `body_trunc` or `body_extremities`, and `skin.nii.gz` =
+/// `extract_skin(ct, body)`. Both are new images on the segmentation's affine
+/// (`nib.Nifti1Image(mask, affine)`, so a fresh header, not the input's).
+///
+/// `ct` is the input the segmentation was made from (its voxels decide the skin density
+/// range). Returns the files written.
+pub fn save_derived_body_masks(
+    segmentation: &Segmentation,
+    ct: &Volume,
+    output_dir: &Path,
+) -> Result<Vec<PathBuf>, SegmentError> {
+    let body = derived_body_mask(segmentation);
+    let skin = extract_skin(ct.data.mapv(f64::from).view(), body.view())
+        .map_err(|e| SegmentError::Model(format!("skin mask: {e}")))?;
+    let (a, b, c) = body.dim();
+    let header = NiftiHeader::for_new_image([a, b, c], &segmentation.affine, NiftiDataType::U8)
+        .map_err(|e| SegmentError::Model(format!("derived mask header: {e:?}")))?;
+    create_dir(output_dir)?;
+    let mut written = Vec::new();
+    for (name, mask) in [("body", &body), ("skin", &skin)] {
+        let path = output_dir.join(format!("{name}.nii.gz"));
+        write_binary_mask(&path, mask.view(), &header)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The union of the `body_trunc` and `body_extremities` labels.
+pub fn derived_body_mask(segmentation: &Segmentation) -> Array3<bool> {
+    let labels: Vec<u8> = segmentation
+        .classes
+        .iter()
+        .filter(|(_, n)| BODY_PARTS.contains(&n.as_str()))
+        .map(|(l, _)| *l)
+        .collect();
+    segmentation.labels.mapv(|v| v != 0 && labels.contains(&v))
 }
 
 /// Where `statistics.json` goes: the given path, else next to the output (the output's

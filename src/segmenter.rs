@@ -135,8 +135,24 @@ impl Segmenter {
         &self.options
     }
 
+    /// Reads `path` (a `.nii`/`.nii.gz` file or a folder of DICOM slices, chosen as
+    /// TotalSegmentator chooses) and segments it.
+    ///
+    /// ```no_run
+    /// use totalsegmentator::SegmenterBuilder;
+    /// let segmenter = SegmenterBuilder::new("total").fast(true).build()?;
+    /// let from_dicom = segmenter.segment_file(std::path::Path::new("ct_series/"))?;
+    /// println!("{:?}", from_dicom.voxel_counts());
+    /// # Ok::<(), totalsegmentator::SegmentError>(())
+    /// ```
+    pub fn segment_file(&self, path: &Path) -> Result<Segmentation, SegmentError> {
+        let volume = totalseg_io::read_image(path)?;
+        self.segment(&volume)
+    }
+
     /// Segments `volume` as `TotalSegmentator` does with the same options.
     pub fn segment(&self, volume: &Volume) -> Result<Segmentation, SegmentError> {
+        check_supported(&self.task)?;
         check_input(volume)?;
         let task = &self.task;
         let opts = &self.options;
@@ -147,15 +163,23 @@ impl Segmenter {
             body_seg: opts.body_seg,
         })?;
 
+        if opts.save_lowres && pre_pass.is_some() {
+            // python_api.py refuses the same combination.
+            return Err(SegmentError::Model(
+                "save_lowres is not supported together with cropping, roi_subset, body_seg, or cascade."
+                    .into(),
+            ));
+        }
+
         // Crop pre-pass: a coarse segmentation whose classes give the crop mask.
         let mut crop = None;
         let mut outside_mask = None;
         if let Some(pp) = &pre_pass {
             if pp.cascade {
-                return Err(SegmentError::Model(format!(
-                    "task {} feeds its crop mask to the model as a cascade channel, which is not supported yet",
-                    task.name
-                )));
+                return Err(SegmentError::UnsupportedTask {
+                    task: task.name.to_string(),
+                    reason: "it feeds its crop mask to the model as a cascade channel, which is not implemented yet".into(),
+                });
             }
             let coarse = match &pp.source {
                 CropSource::Model(m) => {
@@ -184,7 +208,8 @@ impl Segmenter {
                         &options,
                         self.models.as_ref(),
                         &*self.progress,
-                    )?
+                    )
+                    .map_err(|e| explain_too_thin(e, volume))?
                     .labels
                 }
                 CropSource::Task(name) => {
@@ -253,7 +278,8 @@ impl Segmenter {
             &options,
             self.models.as_ref(),
             &*self.progress,
-        )?;
+        )
+        .map_err(|e| explain_too_thin(e, volume))?;
         let mut labels = predicted.labels;
 
         // roi_subset: keep only the requested classes.
@@ -278,7 +304,17 @@ impl Segmenter {
             )?),
             (false, None) => None,
         };
-        let header = if opts.save_lowres {
+        let header = if predicted.empty_crop {
+            // nnunet.py saves the empty result as `Nifti1Image(zeros, img_in.affine)`: a
+            // fresh header, not the input's.
+            let (a, b, c) = labels.dim();
+            NiftiHeader::for_new_image(
+                [a, b, c],
+                &volume.affine,
+                totalseg_io::nifti::NiftiDataType::U8,
+            )
+            .map_err(|e| SegmentError::Model(format!("empty-crop header: {e:?}")))?
+        } else if opts.save_lowres {
             let (a, b, c) = labels.dim();
             NiftiHeader::for_new_image(
                 [a, b, c],
@@ -326,12 +362,54 @@ fn full_resolution_statistics(
         .map_err(|e| SegmentError::Model(format!("statistics: {e}")))
 }
 
-/// Rejects inputs TotalSegmentator cannot segment meaningfully.
-fn check_input(volume: &Volume) -> Result<(), SegmentError> {
-    let path = volume
+/// Refuses tasks whose pipeline steps are not implemented, naming the task, rather than
+/// returning a result that differs from TotalSegmentator's.
+pub fn check_supported(task: &Task) -> Result<(), SegmentError> {
+    let pp = &task.postprocessing;
+    let missing = if pp.vertebrae_body_refinement {
+        Some("it first runs the vertebrae_body model (dataset 305) and refines its labels with that mask (a cascade of two tasks)")
+    } else if pp.vertebrae_pp {
+        Some("its postprocessing (postprocess_vertebrae_pp: relabelling touching vertebrae, per-vertebra ellipsoid dilation)")
+    } else {
+        None
+    };
+    match missing {
+        Some(what) => Err(SegmentError::UnsupportedTask {
+            task: task.name.to_string(),
+            reason: format!("{what} is not implemented yet"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A resampling to an empty grid means the image is too thin (a 2-D image stored as one
+/// slice, or a few thin slices) for the model's spacing: say so, naming the input.
+fn explain_too_thin(error: SegmentError, volume: &Volume) -> SegmentError {
+    match error {
+        SegmentError::Resample(totalseg_core::resample::ResampleError::EmptyOutput {
+            input,
+            output,
+        }) => SegmentError::Input {
+            path: input_name(volume),
+            message: format!(
+                "the image is too thin to segment: {input:?} voxels (spacing {:?} mm) become {output:?} at the model's spacing. TotalSegmentator does not work for 2D images or single slices; use a 3D image",
+                volume.spacing
+            ),
+        },
+        other => other,
+    }
+}
+
+fn input_name(volume: &Volume) -> std::path::PathBuf {
+    volume
         .source
         .clone()
-        .unwrap_or_else(|| Path::new("<in-memory volume>").to_path_buf());
+        .unwrap_or_else(|| Path::new("<in-memory volume>").to_path_buf())
+}
+
+/// Rejects inputs TotalSegmentator cannot segment meaningfully.
+fn check_input(volume: &Volume) -> Result<(), SegmentError> {
+    let path = input_name(volume);
     if volume.data.is_empty() {
         return Err(SegmentError::Input {
             path,

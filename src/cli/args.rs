@@ -128,6 +128,9 @@ pub struct SegmentArgs {
     /// Skip saving the segmentations (e.g. only statistics wanted).
     #[arg(long = "skip_saving")]
     pub skip_saving: bool,
+    /// Do not write the derived masks (the body task's body.nii.gz and skin.nii.gz).
+    #[arg(long = "no_derived_masks")]
+    pub no_derived_masks: bool,
     /// Remove connected components smaller than this (mm3, default 200 when given without value).
     #[arg(long = "remove_small_blobs", num_args = 0..=1, default_missing_value = "200", value_name = "mm3")]
     pub remove_small_blobs: Option<f64>,
@@ -176,6 +179,7 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
     ("-bs", "--body_seg"),
     ("-fs", "--force_split"),
     ("-ss", "--skip_saving"),
+    ("-ndm", "--no_derived_masks"),
     ("-rmb", "--remove_small_blobs"),
     ("-lt", "--list-tasks"),
     ("-lc", "--list-classes"),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use totalseg_core::tasks::{format_classes_table, format_tasks_table, TaskRegistry};
-use totalseg_io::nifti::read_nifti;
+use totalseg_io::read_image;
 use totalseg_io::weights::{
     DirOverrides, DownloadBar, StoreDirs, StoreOptions, TotalsegConfig, WeightsStore,
 };
@@ -15,9 +15,13 @@ use super::args::{Cli, Command, DownloadArgs, SegmentArgs, WeightsAction, Weight
 use crate::builder::{Device, SegmenterBuilder};
 use crate::error::SegmentError;
 use crate::models::{convert_folder, store_spec};
-use crate::output::{save_segmentation, statistics_path, write_text_atomically, OutputLayout};
+use crate::output::{
+    save_derived_body_masks, save_segmentation, statistics_path, write_text_atomically,
+    writes_derived_body_masks, OutputLayout,
+};
 use crate::predictor::TileProgress;
-use crate::segmenter::statistics_options;
+use crate::segmenter::{check_supported, statistics_options};
+use totalseg_core::tasks::Variant;
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), SegmentError> {
@@ -91,6 +95,15 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
     if !quiet {
         builder = builder.download_progress(Box::new(DownloadBar::new()));
     }
+    // Refuse unsupported tasks before any weights are looked up or downloaded.
+    let variant = if args.fastest {
+        Variant::Fastest
+    } else if args.fast {
+        Variant::Fast
+    } else {
+        Variant::Default
+    };
+    check_supported(&registry.task(&args.task, variant)?)?;
     let mut segmenter = builder.build()?;
     if let Some(message) = segmenter.task().info_message {
         if !quiet {
@@ -103,7 +116,10 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
         }));
     }
 
-    let volume = read_nifti(&input)?;
+    if !quiet && totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder {
+        eprintln!("Converting dicom to nifti...");
+    }
+    let volume = read_image(&input)?;
     if !quiet {
         let [a, b, c] = volume.shape();
         eprintln!(
@@ -120,6 +136,14 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
     };
     if !args.skip_saving {
         let written = save_segmentation(&segmentation, &output, layout, args.nr_thr_saving.max(1))?;
+        let mut written = written;
+        let derives = segmenter.task().postprocessing.derived_body_masks;
+        if writes_derived_body_masks(&segmentation, derives, layout, args.no_derived_masks) {
+            if !quiet {
+                eprintln!("Creating body.nii.gz and skin.nii.gz");
+            }
+            written.extend(save_derived_body_masks(&segmentation, &volume, &output)?);
+        }
         if args.verbose {
             for path in &written {
                 eprintln!("  wrote {}", path.display());

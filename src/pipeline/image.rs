@@ -49,6 +49,9 @@ pub struct PredictedImage {
     pub affine: Affine,
     /// Fast statistics, if asked for.
     pub statistics: Option<Statistics>,
+    /// The crop mask was empty, so nothing ran and `labels` is all zero
+    /// (TotalSegmentator: "Crop is empty. Returning empty segmentation.").
+    pub empty_crop: bool,
 }
 
 /// Runs `run` on `data` (`[i, j, k]`, float values as nibabel's `get_fdata`) with `affine`.
@@ -71,6 +74,7 @@ pub fn predict_image(
                         labels: Array3::zeros(data.raw_dim()),
                         affine: *affine,
                         statistics: None,
+                        empty_crop: true,
                     });
                 }
                 let zooms = widen(nifti_zooms_from_affine(affine));
@@ -176,6 +180,7 @@ pub fn predict_image(
             labels: prediction,
             affine: model_affine,
             statistics,
+            empty_crop: false,
         });
     }
 
@@ -202,6 +207,7 @@ pub fn predict_image(
         labels,
         affine: *affine,
         statistics,
+        empty_crop: false,
     })
 }
 
