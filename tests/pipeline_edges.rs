@@ -186,11 +186,18 @@ fn body_task_writes_derived_body_and_skin_masks() {
 fn dicom_folder_input_matches_totalsegmentator() {
     let work = tempfile::tempdir().expect("tmp");
     let ml = work.path().join("dicom/segmentation.nii.gz");
-    run_ok(
+    // Asking for the MR model on a CT series runs the CT model, with the official warning.
+    let out = totalseg(
         &shared("example_ct_dicom"),
         &ml,
-        &["--fast", "--ml"],
+        &["--task", "total_mr", "--fast", "--ml"],
         work.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("input modality is CT. Will run CT model instead."),
+        "{stderr}"
     );
     // Same header, affine and names; voxels as the parity suite requires (the fp16 tile sums
     // leave a few near-tie voxels at model resolution: 45 of 5.2 M when measured).

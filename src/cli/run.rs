@@ -73,7 +73,18 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
         .statistics
         .as_ref()
         .map(|_| statistics_options(&args.stats_aggregation, args.stats_include_incomplete));
-    let mut builder = SegmenterBuilder::new(&args.task)
+    // The official CLI swaps total and total_mr to match a DICOM series' Modality.
+    let mut task_name = args.task.clone();
+    if input.exists() && totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder {
+        let modality = totalseg_io::dicom::detect_modality(&input);
+        let (chosen, warning) =
+            totalseg_io::dicom::task_for_modality(&task_name, modality.as_deref());
+        if let Some(warning) = warning {
+            eprintln!("{warning}");
+        }
+        task_name = chosen;
+    }
+    let mut builder = SegmenterBuilder::new(&task_name)
         .fast(args.fast)
         .fastest(args.fastest)
         .small_model(args.model_size == "small")
@@ -103,7 +114,7 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
     } else {
         Variant::Default
     };
-    check_supported(&registry.task(&args.task, variant)?)?;
+    check_supported(&registry.task(&task_name, variant)?)?;
     let mut segmenter = builder.build()?;
     if let Some(message) = segmenter.task().info_message {
         if !quiet {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use dicom_common::{axial_stack, write_series, write_slice, SynthSlice};
 use serde_json::Value;
-use totalseg_io::dicom::{read_dicom_series, DicomErrorKind};
+use totalseg_io::dicom::{detect_modality, read_dicom_series, DicomErrorKind};
 use totalseg_io::nifti::{NiftiDataType, NiftiHeader};
 
 fn fixtures() -> PathBuf {
@@ -404,4 +404,24 @@ fn dicom_without_image_slices() {
         error_of(dir.path()),
         DicomErrorKind::NoImageSlices { files: 1 }
     ));
+}
+
+#[test]
+fn modality_is_read_as_the_official_cli_reads_it() {
+    assert_eq!(detect_modality(&shared_series()).as_deref(), Some("CT"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let slices: Vec<SynthSlice> = axial_stack(4, 1.0, 2, 2)
+        .into_iter()
+        .map(|mut s| {
+            s.modality = "MR".into();
+            s
+        })
+        .collect();
+    write_series(dir.path(), &slices);
+    assert_eq!(detect_modality(dir.path()).as_deref(), Some("MR"));
+    let file = dir.path().join("slice_000.dcm");
+    assert_eq!(detect_modality(&file).as_deref(), Some("MR"));
+    let empty = tempfile::tempdir().expect("tmp");
+    std::fs::write(empty.path().join("a.txt"), "x").expect("write");
+    assert_eq!(detect_modality(empty.path()), None);
 }

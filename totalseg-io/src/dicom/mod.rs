@@ -7,8 +7,10 @@
 
 mod error;
 pub mod geometry;
+mod modality;
 mod read;
 mod slice;
 
 pub use error::{DicomError, DicomErrorKind};
+pub use modality::{detect_modality, task_for_modality};
 pub use read::read_dicom_series;
