@@ -2,9 +2,10 @@
 //!
 //! [`NetworkOps`] names the few operators a U-Net forward pass spends its time in. Each has a
 //! default written with Burn's generic tensor ops (what the CUDA backend uses); the CPU backend
-//! [`burn_flex::Flex`] overrides them with channels-last kernels (see `flex`). The model code
+//! [`burn_flex::Flex`] overrides them with its own multi-threaded SIMD kernels (module `flex`). The model code
 //! only ever calls these methods, so it stays backend-generic.
 
+pub(crate) mod flex;
 pub(crate) mod generic;
 
 use burn::tensor::backend::Backend;
@@ -73,8 +74,6 @@ pub trait NetworkOps: Backend {
         Tensor::cat(vec![a, b], 1)
     }
 }
-
-impl NetworkOps for burn_flex::Flex {}
 
 #[cfg(feature = "cuda")]
 impl NetworkOps for burn_cuda::Cuda {}

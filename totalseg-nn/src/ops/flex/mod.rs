@@ -1,0 +1,383 @@
+//! [`NetworkOps`] for the CPU backend [`Flex`]: f32 convolutions and instance norms run on
+//! this crate's kernels (multi-threaded with rayon, AVX-512 where available); other dtypes
+//! (the f16/bf16 precisions) take the generic path.
+//!
+//! Activations stay in Burn's contiguous NCDHW layout between layers: the convolution reads
+//! each input row as a contiguous run (see [`conv3d`]), so nothing is repacked per layer.
+//! Only the weights get a layout of their own, once at load time: `[in, kd, kh, kw, out]` in
+//! memory (a strided view of the same logical `[out, in, kd, kh, kw]` tensor), so the
+//! microkernel reads the `out` channels of one reduction step contiguously.
+
+pub(crate) mod conv3d;
+pub(crate) mod conv_transpose3d;
+pub(crate) mod microkernel;
+pub(crate) mod norm;
+
+use std::borrow::Cow;
+
+use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
+use burn_flex::{Flex, FlexTensor, Layout};
+
+use super::{generic, ConvParams, NetworkOps, NormParams};
+use conv3d::{conv3d_f32, ConvGeometry};
+use conv_transpose3d::conv_transpose3d_f32;
+use microkernel::Kernel;
+
+fn into_flex(t: Tensor<Flex, 5>) -> FlexTensor {
+    t.into_primitive().tensor()
+}
+
+fn from_flex<const D: usize>(t: FlexTensor) -> Tensor<Flex, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// The tensor's values in logical (row-major) order, borrowed when already laid out so.
+fn contiguous_f32(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.layout().contiguous_offsets() {
+        Some((start, end)) => Cow::Borrowed(&t.storage::<f32>()[start..end]),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .into_data()
+                .into_vec::<f32>()
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// Strides of a `[out, in, kd, kh, kw]` weight stored as `[in, kd, kh, kw, out]`.
+fn k_major_strides(dims: [usize; 5]) -> Vec<isize> {
+    let [out, _, kd, kh, kw] = dims;
+    [1, kd * kh * kw * out, kh * kw * out, kw * out, out]
+        .map(|s| s as isize)
+        .to_vec()
+}
+
+/// The weight as `K x out` row-major values (`K = in * kd * kh * kw`).
+fn k_major_weight(weight: &FlexTensor, dims: [usize; 5]) -> Cow<'_, [f32]> {
+    let layout = weight.layout();
+    if layout.strides() == k_major_strides(dims).as_slice() {
+        let start = layout.start_offset();
+        let len: usize = dims.iter().product();
+        return Cow::Borrowed(&weight.storage::<f32>()[start..start + len]);
+    }
+    let [out, rest @ ..] = dims;
+    let k_len: usize = rest.iter().product();
+    let logical = contiguous_f32(weight);
+    let mut packed = vec![0.0f32; logical.len()];
+    for o in 0..out {
+        for k in 0..k_len {
+            packed[k * out + o] = logical[o * k_len + k];
+        }
+    }
+    Cow::Owned(packed)
+}
+
+impl NetworkOps for Flex {
+    fn unet_prepare_conv3d_weight(weight: Tensor<Flex, 5>) -> Tensor<Flex, 5> {
+        let dims = weight.dims();
+        let flex = into_flex(weight);
+        if flex.dtype() != DType::F32 {
+            return from_flex(flex);
+        }
+        let packed = k_major_weight(&flex, dims).into_owned();
+        let [out, cin, kd, kh, kw] = dims;
+        let stored = FlexTensor::from_data(TensorData::new(packed, [cin, kd, kh, kw, out]));
+        let layout = Layout::new(Shape::from(dims.to_vec()), k_major_strides(dims), 0);
+        from_flex(stored.with_layout(layout))
+    }
+
+    fn unet_conv3d(
+        x: Tensor<Flex, 5>,
+        params: &ConvParams<Flex>,
+        stride: [usize; 3],
+        padding: [usize; 3],
+    ) -> Tensor<Flex, 5> {
+        let [batch, in_channels, d, h, w] = x.dims();
+        let dims = params.weight.dims();
+        let [out_channels, weight_in, kd, kh, kw] = dims;
+        let fast = x.dtype() == DType::F32
+            && params.weight.dtype() == DType::F32
+            && params.bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
+            && weight_in == in_channels;
+        let geometry = ConvGeometry {
+            batch,
+            in_channels,
+            out_channels,
+            input: [d, h, w],
+            kernel: [kd, kh, kw],
+            stride,
+            padding,
+        };
+        let Some(out_dims) = geometry.output().filter(|_| fast) else {
+            return generic::conv3d(x, params, stride, padding);
+        };
+        let input = into_flex(x);
+        let weight = into_flex(params.weight.clone());
+        let bias = params.bias.clone().map(|b| b.into_primitive().tensor());
+        let input_values = contiguous_f32(&input);
+        let weight_values = k_major_weight(&weight, dims);
+        let bias_values = bias.as_ref().map(contiguous_f32);
+        let output = conv3d_f32(
+            &input_values,
+            &weight_values,
+            bias_values.as_deref(),
+            &geometry,
+            Kernel::detect(),
+        );
+        let [od, oh, ow] = out_dims;
+        from_flex(FlexTensor::from_data(TensorData::new(
+            output,
+            [batch, out_channels, od, oh, ow],
+        )))
+    }
+
+    fn unet_conv_transpose3d(
+        x: Tensor<Flex, 5>,
+        params: &ConvParams<Flex>,
+        stride: [usize; 3],
+    ) -> Tensor<Flex, 5> {
+        let dims = x.dims();
+        let [batch, cin, d, h, w] = dims;
+        let [weight_in, cout, sd, sh, sw] = params.weight.dims();
+        let fast = x.dtype() == DType::F32
+            && params.weight.dtype() == DType::F32
+            && params.bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
+            && weight_in == cin
+            && [sd, sh, sw] == stride;
+        if !fast {
+            return generic::conv_transpose3d_by_stride(x, params, stride);
+        }
+        let input = into_flex(x);
+        let weight = into_flex(params.weight.clone());
+        let bias = params.bias.clone().map(|b| b.into_primitive().tensor());
+        let output = conv_transpose3d_f32(
+            &contiguous_f32(&input),
+            &contiguous_f32(&weight),
+            bias.as_ref().map(contiguous_f32).as_deref(),
+            dims,
+            cout,
+            stride,
+            Kernel::detect(),
+        );
+        from_flex(FlexTensor::from_data(TensorData::new(
+            output,
+            [batch, cout, d * sd, h * sh, w * sw],
+        )))
+    }
+
+    fn unet_instance_norm(
+        x: Tensor<Flex, 5>,
+        norm: &NormParams<Flex>,
+        negative_slope: Option<f64>,
+    ) -> Tensor<Flex, 5> {
+        let dims = x.dims();
+        let [_, channels, d, h, w] = dims;
+        let affine_f32 = norm
+            .affine
+            .as_ref()
+            .is_none_or(|(s, b)| s.dtype() == DType::F32 && b.dtype() == DType::F32);
+        if x.dtype() != DType::F32 || !affine_f32 {
+            return generic::instance_norm_leaky_relu(x, norm, negative_slope);
+        }
+        let flex = into_flex(x);
+        let mut values = match flex.layout().contiguous_offsets() {
+            // Reuse the buffer when this tensor owns it exactly (the usual case: a conv output).
+            Some((0, end)) if flex.is_unique() && flex.bytes().len() == end * 4 => {
+                flex.into_data().into_vec::<f32>().unwrap_or_default()
+            }
+            _ => contiguous_f32(&flex).into_owned(),
+        };
+        let affine = norm.affine.as_ref().map(|(scale, shift)| {
+            (
+                contiguous_f32(&scale.clone().into_primitive().tensor()).into_owned(),
+                contiguous_f32(&shift.clone().into_primitive().tensor()).into_owned(),
+            )
+        });
+        norm::instance_norm_in_place(
+            &mut values,
+            d * h * w,
+            w,
+            channels,
+            affine.as_ref().map(|(s, b)| (s.as_slice(), b.as_slice())),
+            norm.eps,
+            negative_slope.map(|s| s as f32),
+        );
+        from_flex(FlexTensor::from_data(TensorData::new(values, dims)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::backend::Backend;
+    use burn::tensor::Distribution;
+    use burn_flex::FlexDevice;
+
+    fn random(shape: [usize; 5], seed: u64) -> Tensor<Flex, 5> {
+        Flex::seed(&FlexDevice, seed);
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &FlexDevice)
+    }
+
+    fn max_abs_diff(a: Tensor<Flex, 5>, b: Tensor<Flex, 5>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let a = a.into_data().into_vec::<f32>().expect("f32");
+        let b = b.into_data().into_vec::<f32>().expect("f32");
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// (input dims, in, out, kernel, stride): the network's shapes plus odd sizes, channel
+    /// counts that are not multiples of the 12-channel tile, and tiles spanning several rows.
+    type Case = ([usize; 3], usize, usize, usize, [usize; 3]);
+    const CASES: &[Case] = &[
+        ([9, 10, 11], 1, 5, 3, [1, 1, 1]),
+        ([8, 8, 40], 3, 12, 3, [1, 1, 1]),
+        ([7, 9, 13], 4, 13, 3, [2, 2, 2]),
+        ([6, 8, 10], 5, 7, 3, [1, 2, 2]),
+        ([5, 6, 35], 2, 30, 3, [2, 1, 2]),
+        ([4, 4, 4], 6, 25, 1, [1, 1, 1]),
+        ([3, 5, 3], 16, 24, 3, [1, 1, 1]),
+        ([2, 2, 2], 8, 4, 3, [2, 2, 2]),
+        ([3, 4, 70], 3, 8, 3, [2, 2, 2]),
+        ([2, 3, 64], 2, 20, 3, [1, 1, 1]),
+        ([3, 4, 33], 40, 20, 3, [1, 1, 1]),
+        ([2, 2, 40], 5, 64, 3, [1, 2, 2]),
+    ];
+
+    fn check_against_burn(kernel: Kernel) {
+        for (i, &(dims, cin, cout, k, stride)) in CASES.iter().enumerate() {
+            let seed = i as u64 * 10;
+            let x = random([2, cin, dims[0], dims[1], dims[2]], seed);
+            let weight = random([cout, cin, k, k, k], seed + 1);
+            let bias: Tensor<Flex, 1> = random([1, 1, 1, 1, cout], seed + 2).reshape([cout]);
+            let padding = [(k - 1) / 2; 3];
+            let params = ConvParams {
+                weight: weight.clone(),
+                bias: Some(bias.clone()),
+            };
+            let expected = generic::conv3d(x.clone(), &params, stride, padding);
+            let geometry = ConvGeometry {
+                batch: 2,
+                in_channels: cin,
+                out_channels: cout,
+                input: dims,
+                kernel: [k; 3],
+                stride,
+                padding,
+            };
+            let flex_x = into_flex(x.clone());
+            let flex_w = into_flex(weight.clone());
+            let flex_b = into_flex(bias.clone().reshape([1, 1, 1, 1, cout]));
+            let out = conv3d_f32(
+                &contiguous_f32(&flex_x),
+                &k_major_weight(&flex_w, [cout, cin, k, k, k]),
+                Some(&contiguous_f32(&flex_b)),
+                &geometry,
+                kernel,
+            );
+            let out_dims = geometry.output().expect("valid geometry");
+            let ours = from_flex(FlexTensor::from_data(TensorData::new(
+                out,
+                [2, cout, out_dims[0], out_dims[1], out_dims[2]],
+            )));
+            // f32 sums of K = in * 27 products in another order: relative tolerance.
+            let scale = 1.0 + expected.clone().abs().max().into_scalar();
+            let tolerance = 1e-5 * scale;
+            let diff = max_abs_diff(ours, expected.clone());
+            assert!(diff < tolerance, "case {i} ({kernel:?}): max diff {diff}");
+
+            // Through the backend extension, with the weight in its load-time layout.
+            let prepared = ConvParams {
+                weight: Flex::unet_prepare_conv3d_weight(weight),
+                bias: Some(bias),
+            };
+            let via_trait = Flex::unet_conv3d(x.clone(), &prepared, stride, padding);
+            let diff = max_abs_diff(via_trait, expected.clone());
+            assert!(diff < tolerance, "case {i} via NetworkOps: max diff {diff}");
+            // The prepared weight is still the same logical tensor for Burn's own ops.
+            let generic_prepared = generic::conv3d(x, &prepared, stride, padding);
+            assert!(max_abs_diff(generic_prepared, expected) < tolerance);
+        }
+    }
+
+    #[test]
+    fn portable_conv3d_matches_burn() {
+        check_against_burn(Kernel::Portable);
+    }
+
+    #[test]
+    fn detected_conv3d_matches_burn() {
+        // Avx512 where the processor has it (this machine does), else Portable again.
+        check_against_burn(Kernel::detect());
+    }
+
+    #[test]
+    fn conv_transpose_matches_burn() {
+        // (input dims, in, out, stride): tiles that wrap rows, a partial last tile, channel
+        // products that are not multiples of 4, anisotropic strides.
+        let cases: &[([usize; 3], usize, usize, [usize; 3])] = &[
+            ([4, 4, 4], 8, 6, [2, 2, 2]),
+            ([3, 5, 7], 5, 3, [2, 2, 2]),
+            ([2, 3, 40], 4, 5, [1, 2, 2]),
+            ([2, 2, 3], 3, 7, [1, 1, 1]),
+        ];
+        for (i, &(dims, cin, cout, stride)) in cases.iter().enumerate() {
+            let x = random([2, cin, dims[0], dims[1], dims[2]], 20 + i as u64);
+            let params = ConvParams {
+                weight: random([cin, cout, stride[0], stride[1], stride[2]], 30 + i as u64),
+                bias: Some(random([1, 1, 1, 1, cout], 40 + i as u64).reshape([cout])),
+            };
+            let burn_reference = burn::tensor::module::conv_transpose3d(
+                x.clone(),
+                params.weight.clone(),
+                params.bias.clone(),
+                burn::tensor::ops::ConvTransposeOptions::new(stride, [0; 3], [0; 3], [1; 3], 1),
+            );
+            let generic = generic::conv_transpose3d_by_stride(x.clone(), &params, stride);
+            let ours = Flex::unet_conv_transpose3d(x, &params, stride);
+            let diff = max_abs_diff(ours, burn_reference.clone());
+            assert!(diff < 1e-4, "case {i}: ours vs burn {diff}");
+            let diff = max_abs_diff(generic, burn_reference);
+            assert!(diff < 1e-4, "case {i}: generic vs burn {diff}");
+        }
+    }
+
+    #[test]
+    fn instance_norm_matches_generic_path() {
+        let x = random([2, 3, 5, 6, 7], 7);
+        let scale = random([1, 1, 1, 1, 3], 8).reshape([3]);
+        let shift = random([1, 1, 1, 1, 3], 9).reshape([3]);
+        for affine in [None, Some((scale, shift))] {
+            for slope in [None, Some(0.01)] {
+                let norm = NormParams {
+                    affine: affine.clone(),
+                    eps: 1e-5,
+                };
+                let expected = generic::instance_norm_leaky_relu(x.clone(), &norm, slope);
+                let ours = Flex::unet_instance_norm(x.clone(), &norm, slope);
+                let diff = max_abs_diff(ours, expected);
+                assert!(
+                    diff < 1e-5,
+                    "affine {} slope {slope:?}: {diff}",
+                    norm.affine.is_some()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn non_f32_inputs_take_the_generic_path() {
+        let x = random([1, 2, 4, 4, 4], 3);
+        let weight = random([3, 2, 3, 3, 3], 4);
+        let params = ConvParams { weight, bias: None };
+        let expected = generic::conv3d(x.clone(), &params, [1; 3], [1; 3]);
+        let half = ConvParams {
+            weight: params.weight.clone().cast(DType::F16),
+            bias: None,
+        };
+        let ours = Flex::unet_conv3d(x.cast(DType::F16), &half, [1; 3], [1; 3]).cast(DType::F32);
+        assert!(max_abs_diff(ours, expected) < 0.1);
+    }
+}
