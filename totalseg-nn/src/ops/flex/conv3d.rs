@@ -19,7 +19,10 @@ use super::microkernel::{self, Kernel, NR, TILE};
 /// Reduction rows per block (rounded to whole input channels): a block's rows (`K_BLOCK x
 /// TILE` floats when gathered) and its weights stay in L2 while every output-channel panel
 /// runs over them.
-const K_BLOCK: usize = 1024;
+const K_BLOCK: usize = 512;
+
+/// Most tiles run together as one group (see `conv3d_f32`).
+const MAX_GROUP: usize = 4;
 
 /// Shapes of one convolution (batch, channels, sizes, kernel, stride, padding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,43 +334,70 @@ pub(crate) fn conv3d_f32(
     let taps: usize = g.kernel.iter().product();
     let channel_block = (K_BLOCK / taps.max(1)).max(1);
     let block_rows = channel_block * taps;
-    (0..g.batch * tiles_per_sample)
+    // Consecutive tiles of one sample run as a group, so that each panel's weight block is
+    // reused from cache by every tile of the group (it matters for the deep layers, whose
+    // weights are megabytes); groups stay small enough to give every thread work.
+    let tiles = g.batch * tiles_per_sample;
+    let group = (tiles / (4 * rayon::current_num_threads())).clamp(1, MAX_GROUP);
+    let groups_per_sample = tiles_per_sample.div_ceil(group);
+    (0..g.batch * groups_per_sample)
         .into_par_iter()
         .for_each_init(
             || {
                 (
-                    vec![0.0f32; block_rows * TILE],
-                    vec![RowPtr(zeros.as_ptr()); block_rows],
-                    vec![0.0f32; result_len],
+                    vec![0.0f32; group * block_rows * TILE],
+                    vec![RowPtr(zeros.as_ptr()); group * block_rows],
+                    vec![0.0f32; group * result_len],
                 )
             },
-            |(panel, rows, result), tile| {
-                let n = tile / tiles_per_sample;
-                let m0 = (tile % tiles_per_sample) * TILE;
-                let valid = TILE.min(out_voxels - m0);
+            |(panel, rows, result), group_index| {
+                let n = group_index / groups_per_sample;
+                let first_tile = (group_index % groups_per_sample) * group;
+                let last_tile = tiles_per_sample.min(first_tile + group);
+                let members = last_tile - first_tile;
+                let tile_start = |t: usize| (first_tile + t) * TILE;
+                let tile_valid = |t: usize| TILE.min(out_voxels - tile_start(t));
                 for c0 in (0..g.in_channels).step_by(channel_block) {
                     let c1 = g.in_channels.min(c0 + channel_block);
                     let k0 = c0 * taps;
-                    let block = &mut rows[..(c1 - c0) * taps];
-                    shape.point_rows(&padded, n, m0, valid, c0..c1, panel, block, &zeros);
-                    let block = &*block;
+                    let len = (c1 - c0) * taps;
+                    for t in 0..members {
+                        shape.point_rows(
+                            &padded,
+                            n,
+                            tile_start(t),
+                            tile_valid(t),
+                            c0..c1,
+                            &mut panel[t * block_rows * TILE..(t + 1) * block_rows * TILE],
+                            &mut rows[t * block_rows..t * block_rows + len],
+                            &zeros,
+                        );
+                    }
                     for &(first, width) in &panels {
                         let weights = &packed[first * k_len + k0 * width..];
-                        let stride = width;
-                        let acc = &mut result[first * TILE..(first + width) * TILE];
-                        microkernel::run(kernel, width, block, weights, stride, acc, k0 > 0);
+                        for t in 0..members {
+                            let block = &rows[t * block_rows..t * block_rows + len];
+                            let acc =
+                                &mut result[t * result_len..][first * TILE..(first + width) * TILE];
+                            microkernel::run(kernel, width, block, weights, width, acc, k0 > 0);
+                        }
                     }
                 }
-                for j in 0..co {
-                    let add = bias.map_or(0.0, |b| b[j]);
-                    let dst_offset = (n * co + j) * out_voxels + m0;
-                    let src = &result[j * TILE..j * TILE + valid];
-                    // SAFETY: voxels m0..m0+valid of channel j of sample n belong to this tile
-                    // only, and lie inside `output` (n < batch, j < co, m0 + valid <= out_voxels).
-                    unsafe {
-                        let dst = out_ptr.at(dst_offset);
-                        for (i, &v) in src.iter().enumerate() {
-                            *dst.add(i) = v + add;
+                for t in 0..members {
+                    let (m0, valid) = (tile_start(t), tile_valid(t));
+                    let tile_result = &result[t * result_len..(t + 1) * result_len];
+                    for j in 0..co {
+                        let add = bias.map_or(0.0, |b| b[j]);
+                        let dst_offset = (n * co + j) * out_voxels + m0;
+                        let src = &tile_result[j * TILE..j * TILE + valid];
+                        // SAFETY: voxels m0..m0+valid of channel j of sample n belong to this
+                        // tile only, and lie inside `output` (n < batch, j < co,
+                        // m0 + valid <= out_voxels).
+                        unsafe {
+                            let dst = out_ptr.at(dst_offset);
+                            for (i, &v) in src.iter().enumerate() {
+                                *dst.add(i) = v + add;
+                            }
                         }
                     }
                 }
