@@ -368,8 +368,6 @@ pub fn check_supported(task: &Task) -> Result<(), SegmentError> {
     let pp = &task.postprocessing;
     let missing = if pp.vertebrae_body_refinement {
         Some("it first runs the vertebrae_body model (dataset 305) and refines its labels with that mask (a cascade of two tasks)")
-    } else if pp.vertebrae_pp {
-        Some("its postprocessing (postprocess_vertebrae_pp: relabelling touching vertebrae, per-vertebra ellipsoid dilation)")
     } else {
         None
     };

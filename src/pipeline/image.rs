@@ -5,6 +5,7 @@ use totalseg_core::crop::{crop_to_mask, undo_crop, BoundingBox};
 use totalseg_core::geometry::{
     as_closest_canonical, nifti_zooms_from_affine, undo_canonical, Affine,
 };
+use totalseg_core::postprocess::vertebrae::postprocess_vertebrae_pp;
 use totalseg_core::postprocess::{
     keep_largest_blob_multilabel, remove_auxiliary_labels, remove_small_blobs_all_classes,
     remove_small_blobs_multilabel, BlobSizeInterval,
@@ -19,6 +20,9 @@ use crate::predictor::{predict_labels, TileProgress};
 
 /// `nr_voxels_thr` of nnunet.py: above it (and z > 200, multi-model) the image is split.
 const SPLIT_VOXEL_THRESHOLD: usize = 512 * 512 * 900;
+/// `postprocess_vertebrae_pp` defaults: components under 100 mm3 dropped, 3 mm dilation.
+const VERTEBRAE_PP_MIN_SIZE_MM3: f32 = 100.0;
+const VERTEBRAE_PP_DILATION_MM: f32 = 3.0;
 /// Overlap of the triple split, in voxels along z.
 const SPLIT_MARGIN: usize = 20;
 
@@ -212,7 +216,7 @@ pub fn predict_image(
 }
 
 /// nnunet.py's model-resolution postprocessing: auxiliary labels, the task's blob filters,
-/// then `--remove_small_blobs` on every class.
+/// `vertebrae_pp`'s relabelling and dilation, then `--remove_small_blobs` on every class.
 fn postprocess(
     prediction: &mut Array3<u8>,
     run: &ModelRun,
@@ -238,6 +242,18 @@ fn postprocess(
     if let Some(filter) = &pp.remove_small_blobs {
         let interval = BlobSizeInterval::from_min_volume_mm3(filter.min_volume_mm3, spacing);
         remove_small_blobs_multilabel(prediction, &label_of(filter.classes), interval);
+    }
+    if pp.vertebrae_pp {
+        let labels: Vec<(u8, &str)> = run.class_map.iter().map(|(l, n)| (l as u8, n)).collect();
+        let voxel_volume = spacing[0] * spacing[1] * spacing[2];
+        *prediction = postprocess_vertebrae_pp(
+            prediction.view(),
+            &labels,
+            VERTEBRAE_PP_MIN_SIZE_MM3,
+            voxel_volume,
+            spacing,
+            VERTEBRAE_PP_DILATION_MM,
+        );
     }
     if let Some(size_mm3) = options.remove_small_blobs_mm3 {
         let labels: Vec<u8> = run.class_map.labels().map(|l| l as u8).collect();

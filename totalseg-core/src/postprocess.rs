@@ -7,6 +7,8 @@
 //! tie-break of [`keep_largest_blob`] (the first component in raster order wins) depends on
 //! it. TotalSegmentator runs these on nibabel arrays, i.e. `[x, y, z]`.
 
+pub mod vertebrae;
+
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use ndarray::{s, Array3, ArrayView3, ArrayView4, Zip};
