@@ -6,11 +6,15 @@ use std::sync::Arc;
 use ndarray::Array3;
 use totalseg_core::geometry::Affine;
 use totalseg_core::postprocess::remove_outside_of_mask;
+use totalseg_core::postprocess::vertebrae::refine_vertebrae_pp_with_body_mask;
 use totalseg_core::sliding_window::AccumulationPrecision;
 use totalseg_core::statistics::{
     basic_statistics, ct_to_i16, IntensityAggregation, Statistics, StatisticsOptions,
 };
-use totalseg_core::tasks::{CropOptions, CropSource, RoiSubset, Task, Variant};
+use totalseg_core::tasks::{
+    CropOptions, CropSource, PrePassModel, RoiSubset, Task, Variant,
+    VERTEBRAE_REFINEMENT_DILATION_MM,
+};
 use totalseg_io::nifti::{NiftiHeader, Volume};
 
 use crate::error::SegmentError;
@@ -182,36 +186,7 @@ impl Segmenter {
                 });
             }
             let coarse = match &pp.source {
-                CropSource::Model(m) => {
-                    let max = m.class_map.max_label();
-                    let run = ModelRun {
-                        task_name: m.task_name.to_string(),
-                        models: vec![(m.model, (0..=max).collect())],
-                        resolution_mm: Some(m.resolution_mm),
-                        step_size: m.step_size,
-                        postprocessing: m.postprocessing,
-                        class_map: m.class_map,
-                    };
-                    let options = PredictImageOptions {
-                        crop: None,
-                        force_split: false,
-                        resampling_order: opts.resampling_order,
-                        remove_small_blobs_mm3: None,
-                        low_res_statistics: None,
-                        save_lowres: false,
-                        accumulation: opts.accumulation,
-                    };
-                    predict_image(
-                        volume.data.view(),
-                        &volume.affine,
-                        &run,
-                        &options,
-                        self.models.as_ref(),
-                        &*self.progress,
-                    )
-                    .map_err(|e| explain_too_thin(e, volume))?
-                    .labels
-                }
+                CropSource::Model(m) => self.run_pre_pass_model(m, volume)?,
                 CropSource::Task(name) => {
                     let registry = totalseg_core::tasks::TaskRegistry::new();
                     let sub_task = registry.task(name, Variant::Default)?;
@@ -238,6 +213,12 @@ impl Segmenter {
                 ));
             }
         }
+
+        // vertebrae_pp_refined: the vertebrae_body model's mask, made before the main run.
+        let refinement_mask = match task.refinement_model()? {
+            Some(m) => Some(self.run_pre_pass_model(&m, volume)?),
+            None => None,
+        };
 
         // The task's own models.
         let model_specs = match &opts.roi_subset {
@@ -281,6 +262,25 @@ impl Segmenter {
         )
         .map_err(|e| explain_too_thin(e, volume))?;
         let mut labels = predicted.labels;
+
+        // vertebrae_pp_refined: dilate by 2 mm at the input spacing, keep the vertebral body.
+        if let Some(body) = &refinement_mask {
+            if body.dim() != labels.dim() {
+                return Err(SegmentError::Model(format!(
+                    "vertebrae_pp and vertebrae_body shapes do not match: {:?} vs {:?}",
+                    labels.dim(),
+                    body.dim()
+                )));
+            }
+            let class_labels: Vec<u8> = classes.iter().map(|(l, _)| *l).collect();
+            labels = refine_vertebrae_pp_with_body_mask(
+                labels.view(),
+                body.view(),
+                &class_labels,
+                volume.spacing.map(|v| v as f32),
+                VERTEBRAE_REFINEMENT_DILATION_MM as f32,
+            );
+        }
 
         // roi_subset: keep only the requested classes.
         if opts.roi_subset.is_some() {
@@ -334,6 +334,43 @@ impl Segmenter {
         })
     }
 
+    /// One pre-pass model on the whole input (nnunet.py with crop=None, multilabel), labels
+    /// back in the input geometry.
+    fn run_pre_pass_model(
+        &self,
+        m: &PrePassModel,
+        volume: &Volume,
+    ) -> Result<Array3<u8>, SegmentError> {
+        let max = m.class_map.max_label();
+        let run = ModelRun {
+            task_name: m.task_name.to_string(),
+            models: vec![(m.model, (0..=max).collect())],
+            resolution_mm: Some(m.resolution_mm),
+            step_size: m.step_size,
+            postprocessing: m.postprocessing,
+            class_map: m.class_map,
+        };
+        let options = PredictImageOptions {
+            crop: None,
+            force_split: false,
+            resampling_order: self.options.resampling_order,
+            remove_small_blobs_mm3: None,
+            low_res_statistics: None,
+            save_lowres: false,
+            accumulation: self.options.accumulation,
+        };
+        Ok(predict_image(
+            volume.data.view(),
+            &volume.affine,
+            &run,
+            &options,
+            self.models.as_ref(),
+            &*self.progress,
+        )
+        .map_err(|e| explain_too_thin(e, volume))?
+        .labels)
+    }
+
     /// `(label, name)` of the output classes: the task's class map, filtered by roi_subset.
     fn output_classes(&self) -> Vec<(u8, String)> {
         self.task
@@ -365,9 +402,8 @@ fn full_resolution_statistics(
 /// Refuses tasks whose pipeline steps are not implemented, naming the task, rather than
 /// returning a result that differs from TotalSegmentator's.
 pub fn check_supported(task: &Task) -> Result<(), SegmentError> {
-    let pp = &task.postprocessing;
-    let missing = if pp.vertebrae_body_refinement {
-        Some("it first runs the vertebrae_body model (dataset 305) and refines its labels with that mask (a cascade of two tasks)")
+    let missing: Option<&str> = if task.cascade {
+        Some("it feeds its crop mask to the model as a cascade channel")
     } else {
         None
     };

@@ -3,7 +3,9 @@
 
 use ndarray::{s, Array3};
 use serde_json::Value;
-use totalseg_core::postprocess::vertebrae::{ellipsoid_structure, postprocess_vertebrae_pp};
+use totalseg_core::postprocess::vertebrae::{
+    ellipsoid_structure, postprocess_vertebrae_pp, refine_vertebrae_pp_with_body_mask,
+};
 
 fn fixture() -> Value {
     let path = concat!(
@@ -43,6 +45,54 @@ fn ellipsoid_elements_match_numpy() {
         assert_eq!(ours.shape(), &shape[..], "{e}");
         let mask: String = ours.iter().map(|&v| if v { '1' } else { '0' }).collect();
         assert_eq!(mask, e["mask"].as_str().expect("mask"), "{}", e["zooms"]);
+    }
+}
+
+fn painted(shape: &[usize], boxes: &Value) -> Array3<u8> {
+    let mut data = Array3::<u8>::zeros((shape[0], shape[1], shape[2]));
+    for b in boxes.as_array().expect("boxes") {
+        let label = b[0].as_u64().expect("label") as u8;
+        let (lo, hi) = (usizes(&b[1]), usizes(&b[2]));
+        data.slice_mut(s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
+            .fill(label);
+    }
+    data
+}
+
+fn decoded(rle: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    for run in rle.as_array().expect("rle") {
+        let (v, n) = (
+            run[0].as_u64().expect("v") as u8,
+            run[1].as_u64().expect("n"),
+        );
+        out.extend(std::iter::repeat_n(v, n as usize));
+    }
+    out
+}
+
+#[test]
+fn refinement_with_the_body_mask_matches_totalsegmentator() {
+    let f = fixture();
+    let labels: Vec<u8> = f["labels"]
+        .as_object()
+        .expect("labels")
+        .keys()
+        .map(|k| k.parse().expect("label"))
+        .collect();
+    for (name, case) in f["refine_cases"].as_object().expect("refine cases") {
+        let shape = usizes(&case["shape"]);
+        let data = painted(&shape, &case["boxes"]);
+        let body = painted(&shape, &case["body_boxes"]);
+        let ours = refine_vertebrae_pp_with_body_mask(
+            data.view(),
+            body.view(),
+            &labels,
+            zooms(&case["zooms"]),
+            2.0,
+        );
+        let got: Vec<u8> = ours.iter().copied().collect();
+        assert_eq!(got, decoded(&case["output_rle"]), "{name}");
     }
 }
 

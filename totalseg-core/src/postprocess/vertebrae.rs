@@ -176,6 +176,27 @@ pub fn postprocess_vertebrae_pp(
     dilate_vertebrae_labels(relabelled.view(), &label_values, spacing, dilation_mm)
 }
 
+/// `refine_vertebrae_pp_with_body_mask` (`vertebrae_pp_refined`, at the input's spacing):
+/// the labels dilated by `dilation_mm` (see [`dilate_vertebrae_labels`]), then cleared
+/// wherever the `vertebrae_body` model's output is not label 1.
+pub fn refine_vertebrae_pp_with_body_mask(
+    data: ArrayView3<u8>,
+    body: ArrayView3<u8>,
+    labels: &[u8],
+    spacing: [f32; 3],
+    dilation_mm: f32,
+) -> Array3<u8> {
+    let mut refined = dilate_vertebrae_labels(data, labels, spacing, dilation_mm);
+    ndarray::Zip::from(&mut refined)
+        .and(&body)
+        .for_each(|v, &b| {
+            if b != 1 {
+                *v = 0;
+            }
+        });
+    refined
+}
+
 /// `_multilabel_labels_touch`: two face neighbours with different non-zero labels.
 fn labels_touch(data: ArrayView3<u8>) -> bool {
     let (a, b, c) = data.dim();
