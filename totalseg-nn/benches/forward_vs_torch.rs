@@ -29,12 +29,18 @@ net = PlainConvUNet(1, 6, [32, 64, 128, 256, 320, 320], nn.Conv3d, 3, [1, 2, 2, 
                     norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU,
                     nonlin_kwargs={"inplace": True}).eval()
 x = torch.randn(1, 1, patch, patch, patch)
+def rss_kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+before = rss_kib("VmRSS")
 with torch.no_grad():
     net(x)
     start = time.perf_counter()
     for _ in range(repeats):
         net(x)
-    print((time.perf_counter() - start) / repeats)
+    print((time.perf_counter() - start) / repeats, (rss_kib("VmHWM") - before) / 1024)
 "#;
 
 struct Args {
@@ -79,7 +85,19 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn rust_seconds_per_pass(args: &Args) -> Result<f64, String> {
+/// `VmRSS` or `VmHWM` (peak) of this process in MiB, from `/proc/self/status` (0 elsewhere).
+fn memory_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Seconds per pass and the peak working memory of the passes (peak RSS minus the RSS with
+/// the model and input loaded), MiB.
+fn rust_seconds_per_pass(args: &Args) -> Result<(f64, f64), String> {
     let config = common::totalseg_config(args.patch);
     let model = NnUnetModel::<Flex>::with_random_weights(config, &FlexDevice, args.precision, 7)
         .map_err(|e| e.to_string())?;
@@ -93,15 +111,17 @@ fn rust_seconds_per_pass(args: &Args) -> Result<f64, String> {
         logits.into_data();
         Ok(())
     };
+    let before = memory_mib("VmRSS");
     run()?; // warm-up
     let start = Instant::now();
     for _ in 0..args.repeats {
         run()?;
     }
-    Ok(start.elapsed().as_secs_f64() / args.repeats as f64)
+    let seconds = start.elapsed().as_secs_f64() / args.repeats as f64;
+    Ok((seconds, memory_mib("VmHWM") - before))
 }
 
-fn torch_seconds_per_pass(args: &Args) -> Option<f64> {
+fn torch_seconds_per_pass(args: &Args) -> Option<(f64, f64)> {
     let ok = Command::new("python3")
         .args(["-c", "import torch, dynamic_network_architectures"])
         .output()
@@ -128,7 +148,9 @@ fn torch_seconds_per_pass(args: &Args) -> Option<f64> {
         println!("pytorch: failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut values = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some((values.next()??, values.next()??))
 }
 
 fn main() {
@@ -147,7 +169,7 @@ fn main() {
         p = args.patch,
         c = common::NUM_CLASSES
     );
-    let rust = match rust_seconds_per_pass(&args) {
+    let (rust, rust_mib) = match rust_seconds_per_pass(&args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("rust forward failed: {e}");
@@ -155,14 +177,16 @@ fn main() {
         }
     };
     println!(
-        "totalseg-nn (burn-flex, {}, {} rayon threads): {rust:.3} s/pass, {:.1} GFLOP/s",
+        "totalseg-nn (burn-flex, {}, {} rayon threads): {rust:.3} s/pass, {:.1} GFLOP/s, \
+         peak working memory {rust_mib:.0} MiB",
         args.precision,
         rayon_threads(),
         gflop / rust
     );
-    if let Some(torch) = torch_seconds_per_pass(&args) {
+    if let Some((torch, torch_mib)) = torch_seconds_per_pass(&args) {
         println!(
-            "pytorch (fp32, {} threads): {torch:.3} s/pass, {:.1} GFLOP/s",
+            "pytorch (fp32, {} threads): {torch:.3} s/pass, {:.1} GFLOP/s, peak working memory \
+             {torch_mib:.0} MiB",
             args.torch_threads,
             gflop / torch
         );
