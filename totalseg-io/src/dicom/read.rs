@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use ndarray::parallel::prelude::*;
 use ndarray::{Array3, Axis};
 
 use super::error::{DicomError, DicomErrorKind};
@@ -190,20 +191,27 @@ fn read_series(folder: &Path) -> Result<Volume, DicomErrorKind> {
 
     // dicom2nifti's volume: (columns, rows, slices).
     let (rows, cols) = (first.rows as usize, first.columns as usize);
-    let mut data = Array3::<f32>::zeros((cols, rows, slices.len()));
-    for (k, (slice, cached)) in slices.iter().zip(kept_values).enumerate() {
-        let values = match cached {
-            Some(v) => v,
-            None => read_slice_values(slice)?,
-        };
-        let mut plane = data.index_axis_mut(Axis(2), k);
-        for r in 0..rows {
-            for c in 0..cols {
+    // Slices decoded in parallel into (slice, row, column) planes; viewed as dicom2nifti's
+    // (columns, rows, slices) volume below.
+    let mut planes = Array3::<f32>::zeros((slices.len(), rows, cols));
+    planes
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(slices.par_iter().zip(kept_values.into_par_iter()))
+        .try_for_each(
+            |(mut plane, (slice, cached))| -> Result<(), DicomErrorKind> {
+                let values = match cached {
+                    Some(v) => v,
+                    None => read_slice_values(slice)?,
+                };
                 // nibabel's get_fdata() of the float64 file, narrowed like the NIfTI reader.
-                plane[[c, r]] = values[r * cols + c] as f32;
-            }
-        }
-    }
+                for (dst, &v) in plane.iter_mut().zip(&values) {
+                    *dst = v as f32;
+                }
+                Ok(())
+            },
+        )?;
+    let data = planes.view().permuted_axes([2, 1, 0]);
     let shape = [cols, rows, slices.len()];
     let las = las_reorientation(&affine, shape)
         .ok_or_else(|| DicomErrorKind::Image(format!("singular affine {affine:?}")))?;
