@@ -281,20 +281,3 @@ pub fn binary_dilation(mask: ArrayView3<bool>, iterations: usize) -> Array3<bool
 pub fn binary_erosion(mask: ArrayView3<bool>, iterations: usize) -> Array3<bool> {
     iterate(mask, iterations, erode_once)
 }
-
-/// Half-open bounding box `[start, end)` per axis of the `true` voxels, `None` when empty.
-pub fn bounding_box(mask: ArrayView3<bool>) -> Option<([usize; 3], [usize; 3])> {
-    let mut start = [usize::MAX; 3];
-    let mut end = [0usize; 3];
-    let mut any = false;
-    for ((i0, i1, i2), &m) in mask.indexed_iter() {
-        if m {
-            any = true;
-            for (a, i) in [i0, i1, i2].into_iter().enumerate() {
-                start[a] = start[a].min(i);
-                end[a] = end[a].max(i + 1);
-            }
-        }
-    }
-    any.then_some((start, end))
-}

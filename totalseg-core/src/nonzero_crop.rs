@@ -6,23 +6,10 @@
 
 use ndarray::{s, Array3, Array4, ArrayView3, ArrayView4, Axis, Zip};
 
-use crate::morphology::{binary_fill_holes, bounding_box};
+use crate::morphology::binary_fill_holes;
 
-/// A half-open box `[start, end)` per axis, as nnU-Net's `bbox_used_for_cropping`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BoundingBox {
-    /// First index inside the box per axis.
-    pub start: [usize; 3],
-    /// One past the last index per axis.
-    pub end: [usize; 3],
-}
-
-impl BoundingBox {
-    /// The box's shape.
-    pub fn shape(&self) -> [usize; 3] {
-        std::array::from_fn(|a| self.end[a].saturating_sub(self.start[a]))
-    }
-}
+/// nnU-Net's `bbox_used_for_cropping` is the same half-open box as TotalSegmentator's crops.
+pub use crate::crop::BoundingBox;
 
 /// What went wrong pasting a crop back.
 #[derive(Debug, thiserror::Error)]
@@ -58,16 +45,7 @@ where
 /// acvl_utils' `get_bbox_from_mask`: the half-open box of the `true` voxels; an all-false
 /// mask gives the whole array, as the reference does.
 pub fn bounding_box_of_mask(mask: ArrayView3<bool>) -> BoundingBox {
-    match bounding_box(mask) {
-        Some((start, end)) => BoundingBox { start, end },
-        None => {
-            let (d0, d1, d2) = mask.dim();
-            BoundingBox {
-                start: [0; 3],
-                end: [d0, d1, d2],
-            }
-        }
-    }
+    crate::crop::nonzero_bbox(mask)
 }
 
 /// The result of [`crop_to_nonzero`].
