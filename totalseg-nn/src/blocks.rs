@@ -40,7 +40,7 @@ impl<B: NetworkOps> ConvNormAct<B> {
                 kw.norm_affine,
             )?,
             negative_slope: with_nonlin.then_some(kw.nonlin_negative_slope),
-            compute: weights.compute_dtype(),
+            compute: B::unet_activation_dtype(weights.compute_dtype()),
         })
     }
 

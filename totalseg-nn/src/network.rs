@@ -88,7 +88,7 @@ impl<B: NetworkOps> FoldNetwork<B> {
             network: UNet::load(weights, arch)?,
             input_channels: arch.input_channels,
             total_stride: arch.arch_kwargs.total_stride(),
-            compute: precision.dtype(),
+            compute: B::unet_activation_dtype(precision.dtype()),
         })
     }
 

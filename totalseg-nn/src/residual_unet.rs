@@ -158,7 +158,7 @@ impl<B: NetworkOps> BasicBlockD<B> {
             skip_pool,
             skip_projection,
             negative_slope: kw.nonlin_negative_slope,
-            compute: weights.compute_dtype(),
+            compute: B::unet_activation_dtype(weights.compute_dtype()),
         })
     }
 

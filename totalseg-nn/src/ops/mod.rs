@@ -9,7 +9,7 @@ pub(crate) mod flex;
 pub(crate) mod generic;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 /// A conv layer's parameters as [`NetworkOps`] receives them.
 #[derive(Debug, Clone)]
@@ -33,6 +33,14 @@ pub struct NormParams<B: Backend> {
 /// Backend extension with the U-Net's operators (PyTorch semantics), each with a generic
 /// default.
 pub trait NetworkOps: Backend {
+    /// The dtype activations are kept in between blocks when the weights are `weights`
+    /// (the precision chosen at load time). By default the same; a backend whose kernels
+    /// round internally (the CPU's bf16 mode) may keep f32 activations instead and save the
+    /// casts.
+    fn unet_activation_dtype(weights: DType) -> DType {
+        weights
+    }
+
     /// Called once per conv weight at load time; a backend may return the same logical tensor
     /// in the memory layout its [`NetworkOps::unet_conv3d`] reads fastest.
     fn unet_prepare_conv3d_weight(weight: Tensor<Self, 5>) -> Tensor<Self, 5> {

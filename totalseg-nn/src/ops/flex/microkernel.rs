@@ -20,6 +20,10 @@ pub(crate) enum Kernel {
     Avx512,
     /// Plain Rust, auto-vectorised.
     Portable,
+    /// AVX-512 BF16 dot products (`vdpbf16ps`): every 32-bit "value" of the rows and weights
+    /// is a pair of bf16 numbers (two input channels), multiplied pairwise and summed into f32
+    /// accumulators. Only the reduced-precision mode uses it (see `super::bf16`).
+    Avx512Bf16,
 }
 
 impl Kernel {
@@ -68,6 +72,21 @@ pub(crate) fn run(
                 }
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512Bf16 => {
+            // SAFETY: `Avx512Bf16` is only chosen after `super::bf16::supported()` found
+            // AVX-512F and AVX-512 BF16; bounds as above.
+            unsafe {
+                let (w, a) = (weights.as_ptr(), acc.as_mut_ptr());
+                match width {
+                    12 => avx512bf16::tile::<12>(rows, w, stride, a, accumulate),
+                    8 => avx512bf16::tile::<8>(rows, w, stride, a, accumulate),
+                    _ => avx512bf16::tile::<4>(rows, w, stride, a, accumulate),
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Kernel::Avx512Bf16 => unreachable!("bf16 kernels are only selected on x86-64"),
         _ => match width {
             12 => portable::<12>(rows, weights, stride, acc, accumulate),
             8 => portable::<8>(rows, weights, stride, acc, accumulate),
@@ -135,6 +154,52 @@ mod avx512 {
                 let w = _mm512_set1_ps(*w_ptr.add(j));
                 lo[j] = _mm512_fmadd_ps(a0, w, lo[j]);
                 hi[j] = _mm512_fmadd_ps(a1, w, hi[j]);
+            }
+            w_ptr = w_ptr.add(stride);
+        }
+        for j in 0..W {
+            _mm512_storeu_ps(out.add(j * TILE), lo[j]);
+            _mm512_storeu_ps(out.add(j * TILE + 16), hi[j]);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512bf16 {
+    use std::arch::x86_64::*;
+
+    use super::{RowPtr, TILE};
+
+    /// As `avx512::tile`, with each 32-bit lane holding a pair of bf16 values: `rows[k]`
+    /// points at TILE pairs (voxels), `weights[k * stride + j]` is one pair per channel.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX-512 BF16 must be available; bounds as in [`super::run`].
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn tile<const W: usize>(
+        rows: &[RowPtr],
+        weights: *const f32,
+        stride: usize,
+        out: *mut f32,
+        accumulate: bool,
+    ) {
+        let mut lo = [_mm512_setzero_ps(); W];
+        let mut hi = [_mm512_setzero_ps(); W];
+        if accumulate {
+            for j in 0..W {
+                lo[j] = _mm512_loadu_ps(out.add(j * TILE));
+                hi[j] = _mm512_loadu_ps(out.add(j * TILE + 16));
+            }
+        }
+        let mut w_ptr = weights.cast::<i32>();
+        for row in rows {
+            // SAFETY (transmute): __m512i and __m512bh are both 512 plain bits.
+            let a0: __m512bh = std::mem::transmute(_mm512_loadu_si512(row.0.cast()));
+            let a1: __m512bh = std::mem::transmute(_mm512_loadu_si512(row.0.add(16).cast()));
+            for j in 0..W {
+                let w: __m512bh = std::mem::transmute(_mm512_set1_epi32(*w_ptr.add(j)));
+                lo[j] = _mm512_dpbf16_ps(lo[j], a0, w);
+                hi[j] = _mm512_dpbf16_ps(hi[j], a1, w);
             }
             w_ptr = w_ptr.add(stride);
         }

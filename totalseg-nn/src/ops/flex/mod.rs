@@ -8,6 +8,7 @@
 //! memory (a strided view of the same logical `[out, in, kd, kh, kw]` tensor), so the
 //! microkernel reads the `out` channels of one reduction step contiguously.
 
+pub(crate) mod bf16;
 pub(crate) mod conv3d;
 pub(crate) mod conv_transpose3d;
 pub(crate) mod microkernel;
@@ -73,6 +74,15 @@ fn k_major_weight(weight: &FlexTensor, dims: [usize; 5]) -> Cow<'_, [f32]> {
 }
 
 impl NetworkOps for Flex {
+    fn unet_activation_dtype(weights: DType) -> DType {
+        // The bf16 kernel rounds its inputs itself: f32 activations avoid a cast per block.
+        if weights == DType::BF16 && bf16::supported() {
+            DType::F32
+        } else {
+            weights
+        }
+    }
+
     fn unet_prepare_conv3d_weight(weight: Tensor<Flex, 5>) -> Tensor<Flex, 5> {
         let dims = weight.dims();
         let flex = into_flex(weight);
@@ -95,6 +105,19 @@ impl NetworkOps for Flex {
         let [batch, in_channels, d, h, w] = x.dims();
         let dims = params.weight.dims();
         let [out_channels, weight_in, kd, kh, kw] = dims;
+        // bf16 weights (`Precision::BF16`) select the reduced-precision kernel where the
+        // processor has one; its inputs arrive in f32 (cast here) and are rounded to bf16.
+        let reduced = params.weight.dtype() == DType::BF16 && bf16::supported();
+        let (x, params) = if reduced {
+            let as_f32 = ConvParams {
+                weight: params.weight.clone().cast(DType::F32),
+                bias: params.bias.clone().map(|b| b.cast(DType::F32)),
+            };
+            (x.cast(DType::F32), Cow::Owned(as_f32))
+        } else {
+            (x, Cow::Borrowed(params))
+        };
+        let params = params.as_ref();
         let fast = x.dtype() == DType::F32
             && params.weight.dtype() == DType::F32
             && params.bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
@@ -117,13 +140,22 @@ impl NetworkOps for Flex {
         let input_values = contiguous_f32(&input);
         let weight_values = k_major_weight(&weight, dims);
         let bias_values = bias.as_ref().map(contiguous_f32);
-        let output = conv3d_f32(
-            &input_values,
-            &weight_values,
-            bias_values.as_deref(),
-            &geometry,
-            Kernel::detect(),
-        );
+        let output = if reduced {
+            bf16::conv3d_bf16(
+                &input_values,
+                &weight_values,
+                bias_values.as_deref(),
+                &geometry,
+            )
+        } else {
+            conv3d_f32(
+                &input_values,
+                &weight_values,
+                bias_values.as_deref(),
+                &geometry,
+                Kernel::detect(),
+            )
+        };
         let [od, oh, ow] = out_dims;
         from_flex(FlexTensor::from_data(TensorData::new(
             output,
@@ -139,6 +171,17 @@ impl NetworkOps for Flex {
         let dims = x.dims();
         let [batch, cin, d, h, w] = dims;
         let [weight_in, cout, sd, sh, sw] = params.weight.dims();
+        // The reduced-precision mode's bf16 activations and weights run in f32 here (the
+        // transposed convolutions are a small part of the work); the result keeps the
+        // activations' dtype for the concatenation that follows.
+        if params.weight.dtype() == DType::BF16 && bf16::supported() {
+            let dtype = x.dtype();
+            let as_f32 = ConvParams {
+                weight: params.weight.clone().cast(DType::F32),
+                bias: params.bias.clone().map(|b| b.cast(DType::F32)),
+            };
+            return Self::unet_conv_transpose3d(x.cast(DType::F32), &as_f32, stride).cast(dtype);
+        }
         let fast = x.dtype() == DType::F32
             && params.weight.dtype() == DType::F32
             && params.bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
@@ -364,6 +407,42 @@ mod tests {
                     norm.affine.is_some()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn bf16_convolution_matches_f32_within_bf16_rounding() {
+        if !bf16::supported() {
+            return; // nothing to test on a processor without AVX-512 BF16
+        }
+        for (i, &(dims, cin, cout, k, stride)) in CASES.iter().enumerate() {
+            let x = random([2, cin, dims[0], dims[1], dims[2]], 50 + i as u64);
+            let f32_params = ConvParams {
+                weight: random([cout, cin, k, k, k], 60 + i as u64),
+                bias: Some(random([1, 1, 1, 1, cout], 70 + i as u64).reshape([cout])),
+            };
+            let padding = [(k - 1) / 2; 3];
+            let bf16_params = ConvParams {
+                weight: f32_params.weight.clone().cast(DType::BF16),
+                bias: f32_params.bias.clone().map(|b| b.cast(DType::BF16)),
+            };
+            // Reference: the same bf16-rounded values, multiplied and summed in f32.
+            let rounded = ConvParams {
+                weight: bf16_params.weight.clone().cast(DType::F32),
+                bias: bf16_params.bias.clone().map(|b| b.cast(DType::F32)),
+            };
+            // Inputs already on the bf16 grid, so that both sides see the same values (Burn's
+            // own cast and `half`'s may round exact ties differently).
+            let x_rounded = x.clone().cast(DType::BF16).cast(DType::F32);
+            let expected = generic::conv3d(x_rounded.clone(), &rounded, stride, padding);
+            let ours = Flex::unet_conv3d(x_rounded, &bf16_params, stride, padding);
+            assert_eq!(ours.dtype(), DType::F32);
+            let scale = 1.0 + expected.clone().abs().max().into_scalar();
+            let diff = max_abs_diff(ours, expected);
+            assert!(
+                diff < 1e-5 * scale,
+                "case {i}: bf16 kernel vs rounded f32 {diff}"
+            );
         }
     }
 
