@@ -324,6 +324,53 @@ mod tests {
     }
 
     #[test]
+    fn vertebrae_pp_task_runs_its_postprocessing_at_model_resolution() {
+        let registry = totalseg_core::tasks::TaskRegistry::new();
+        let task = registry
+            .task("vertebrae_pp", totalseg_core::tasks::Variant::Default)
+            .expect("task");
+        assert!(task.postprocessing.vertebrae_pp);
+        let run = ModelRun {
+            task_name: task.prediction_task.to_string(),
+            models: Vec::new(),
+            resolution_mm: task.resolution_mm,
+            step_size: task.step_size,
+            postprocessing: task.postprocessing,
+            class_map: task.class_map,
+        };
+        let options = PredictImageOptions {
+            crop: None,
+            force_split: false,
+            resampling_order: 1,
+            remove_small_blobs_mm3: None,
+            low_res_statistics: None,
+            save_lowres: false,
+            accumulation: AccumulationPrecision::Fp16,
+        };
+        // Two touching labels in one body (L4 over L5) and a separate L3 above.
+        let mut prediction = Array3::<u8>::zeros((12, 12, 30));
+        prediction.slice_mut(s![4..8, 4..8, 2..6]).fill(24);
+        prediction.slice_mut(s![4..8, 4..8, 6..9]).fill(23);
+        prediction.slice_mut(s![4..8, 4..8, 14..20]).fill(22);
+        let zooms = [1.5, 1.5, 1.5];
+        let labels: Vec<(u8, &str)> = task.class_map.iter().map(|(l, n)| (l as u8, n)).collect();
+        let expected = totalseg_core::postprocess::vertebrae::postprocess_vertebrae_pp(
+            prediction.view(),
+            &labels,
+            100.0,
+            1.5f32 * 1.5 * 1.5,
+            [1.5; 3],
+            3.0,
+        );
+        postprocess(&mut prediction, &run, &options, zooms);
+        assert_eq!(prediction, expected);
+        // The merged body became one vertebra (L5), the one above L4, both dilated.
+        assert_eq!(prediction[[5, 5, 7]], 24);
+        assert_eq!(prediction[[5, 5, 16]], 23);
+        assert_eq!(prediction[[5, 5, 1]], 24);
+    }
+
+    #[test]
     fn split_ranges_match_nnunet_py() {
         // z = 100: third = 33 -> [:53], [14:86], [47:]
         assert_eq!(split_ranges(100), vec![(0, 53), (14, 86), (47, 100)]);
