@@ -108,7 +108,8 @@ fn read_series(folder: &Path) -> Result<Volume, DicomErrorKind> {
     let mut keep = vec![true; slices.len()];
     let mut first_at: HashMap<[u64; 3], usize> = HashMap::new();
     for i in 0..slices.len() {
-        let key = slices[i].position.map(f64::to_bits);
+        // Exact equality as dicom2nifti's tuple comparison (-0.0 == 0.0).
+        let key = slices[i].position.map(|v| (v + 0.0).to_bits());
         match first_at.get(&key) {
             None => {
                 first_at.insert(key, i);
