@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the carried, git-ignored folder .gpu-bench/ for benches/gpu/run.sh (run it HERE, on the
 # build machine, before a GPU session):
-#   .gpu-bench/totalseg          our release binary built with --features cuda, debug info stripped
+#   .gpu-bench/totalseg.xz       our release binary built with --features cuda, stripped, xz
+#                                (~8 MB instead of ~300 MB; run.sh unpacks it with Python's lzma)
 #   .gpu-bench/wheels/*.whl      the pure-Python packages the GPU machine lacks, at the versions
 #                                installed here (the ones the parity fixtures were made with)
 #   .gpu-bench/example_ct.nii.gz the shared example CT (an input; never committed)
@@ -9,7 +10,7 @@
 #
 #   benches/gpu/prepare.sh [--skip-build] [--check-stubs]
 #
-#   --skip-build   keep an existing .gpu-bench/totalseg
+#   --skip-build   keep an existing .gpu-bench/totalseg.xz
 #   --check-stubs  also run the official tool here with benches/gpu/stubs shadowing the real
 #                  SimpleITK/cc3d/blosc2 (proves the stubs are never called on the benched paths)
 #
@@ -33,9 +34,12 @@ mkdir -p "$CARRIED/wheels"
 # Ignored locally (not through .gitignore, which other benches do not need).
 grep -qxF '/.gpu-bench/' .git/info/exclude 2>/dev/null || echo '/.gpu-bench/' >> .git/info/exclude
 
-if [ "$SKIP_BUILD" = 0 ] || [ ! -f "$CARRIED/totalseg" ]; then
+if [ "$SKIP_BUILD" = 0 ] || [ ! -f "$CARRIED/totalseg.xz" ]; then
   CARGO_TARGET_DIR="$TARGET" cargo build --release --features cuda --bin totalseg
-  objcopy --strip-debug "$TARGET/release/totalseg" "$CARRIED/totalseg"
+  strip --strip-all -o "$CARRIED/totalseg" "$TARGET/release/totalseg"
+  python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.compress(open(sys.argv[1], 'rb').read(), preset=6))" \
+    "$CARRIED/totalseg" "$CARRIED/totalseg.xz"
+  rm "$CARRIED/totalseg"
 fi
 cp "$EXAMPLES/example_ct.nii.gz" "$CARRIED/example_ct.nii.gz"
 

@@ -3,8 +3,8 @@
 # on the same GPU, same inputs, same synthetic-weight models at the real network widths.
 #
 # Runs on a GPU machine with PyTorch and nothing else fetched: the repo working tree plus the
-# carried, git-ignored folder .gpu-bench/ that benches/gpu/prepare.sh fills here (stripped
-# release binary, wheels of the missing Python packages, example_ct.nii.gz). Models and the
+# carried, git-ignored folder .gpu-bench/ that benches/gpu/prepare.sh fills here (stripped,
+# xz-compressed release binary, wheels of the missing Python packages, example_ct.nii.gz). Models and the
 # upsampled CT are generated on the machine (torch is there) instead of being carried.
 #
 #   benches/gpu/run.sh [--cpu-only] [--quick]
@@ -76,7 +76,9 @@ input_path() { if [ "$1" = large ]; then echo "$LARGE"; else echo "$SMALL"; fi; 
 
 # 3. The two tools, one after the other, each with a fresh home (ours converts the .pth files
 #    at start-up, so the conversion is timed too; the official tool reads them directly).
-BIN="$CARRIED/totalseg"
+BIN="$WORK/totalseg"
+python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.decompress(open(sys.argv[1], 'rb').read()))" \
+  "$CARRIED/totalseg.xz" "$BIN" && chmod +x "$BIN" || { echo "no $CARRIED/totalseg.xz (benches/gpu/prepare.sh)" >&2; exit 1; }
 if [ "$CPU_ONLY" = 1 ]; then DEVICE=cpu; else DEVICE=gpu; fi
 if [ "$CPU_ONLY" = 1 ]; then VARIANTS=(fast); else VARIANTS=(total fast); fi
 official_home() {
