@@ -90,6 +90,11 @@ declare -A WALL
 for input in "${INPUTS[@]}"; do
   for variant in "${VARIANTS[@]}"; do
     case_name="$variant/$input"
+    # Stay inside the device budget: later (smaller) cases are dropped, never the running one.
+    if [ "$SECONDS" -gt "${GPU_BENCH_DEADLINE_S:-420}" ]; then
+      echo "SKIPPED $case_name: ${SECONDS} s elapsed (GPU_BENCH_DEADLINE_S)"
+      continue
+    fi
     flags=(--ml)
     [ "$variant" = fast ] && flags+=(--fast)
     in=$(input_path "$input")

@@ -1,0 +1,142 @@
+//! The sliding window's accumulation on the CPU: the host accumulator (`LogitAccumulator`,
+//! parallel over classes) against the device-side path (`predictor::device`, Burn tensor ops)
+//! on the CPU backend `burn_flex::Flex`, with a network that costs nothing (the tile's
+//! intensities scaled per class), so only tiling, weighting, summing, division, fold averaging
+//! and the copy back are timed. This is what decides which path the CPU uses.
+//!
+//! Sizes (fixed): 25 classes, a 1.5 mm part's patch 128³ on a 200x160x160 image (step 0.5,
+//! 12 tiles), fp16 sums, one fold. Both outputs are compared (must be bit-identical). Prints the
+//! best of `--repeats` (default 3) per path. Usage:
+//!
+//! ```text
+//! cargo run --release -p totalseg-benches --bin sliding_window_device_vs_host [-- --repeats N]
+//! ```
+
+use std::time::Instant;
+
+use burn::tensor::Tensor;
+use burn_flex::{Flex, FlexDevice};
+use ndarray::{Array4, Array5, ArrayView5, Axis};
+use totalseg_core::normalize::NormalizationScheme;
+use totalseg_core::resample::NnunetResampling;
+use totalseg_core::sliding_window::AccumulationPrecision;
+use totalsegmentator::predictor::device::{
+    fold_averaged_logits_on_device, logits_to_host, DeviceForward,
+};
+use totalsegmentator::predictor::{
+    predict_logits, ChannelNormalization, NoTileProgress, PredictorSettings, TileNetwork,
+};
+use totalsegmentator::SegmentError;
+
+const CLASSES: usize = 25;
+
+/// Logit k = tile * (k + 1) / CLASSES: no network cost, distinct per class.
+struct Scaled;
+
+impl TileNetwork for Scaled {
+    fn num_classes(&self) -> usize {
+        CLASSES
+    }
+    fn num_folds(&self) -> usize {
+        1
+    }
+    fn predict_tiles(&self, _: usize, tiles: ArrayView5<f32>) -> Result<Array5<f32>, SegmentError> {
+        let (n, _, a, b, c) = tiles.dim();
+        let mut out = Array5::<f32>::zeros((n, CLASSES, a, b, c));
+        for (k, mut channel) in out.axis_iter_mut(Axis(1)).enumerate() {
+            let scale = (k + 1) as f32 / CLASSES as f32;
+            channel.assign(&tiles.index_axis(Axis(1), 0).mapv(|v| v * scale));
+        }
+        Ok(out)
+    }
+}
+
+impl DeviceForward<Flex> for Scaled {
+    fn num_classes(&self) -> usize {
+        CLASSES
+    }
+    fn num_folds(&self) -> usize {
+        1
+    }
+    fn batch_size(&self) -> usize {
+        1
+    }
+    fn forward(&self, _: usize, tiles: Tensor<Flex, 5>) -> Result<Tensor<Flex, 5>, SegmentError> {
+        let scales: Vec<f32> = (0..CLASSES)
+            .map(|k| (k + 1) as f32 / CLASSES as f32)
+            .collect();
+        let scales = Tensor::<Flex, 1>::from_floats(scales.as_slice(), &FlexDevice)
+            .reshape([1, CLASSES, 1, 1, 1]);
+        Ok(tiles.mul(scales))
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let repeats: usize = args
+        .iter()
+        .position(|a| a == "--repeats")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let shape = (1, 200, 160, 160);
+    let image = Array4::from_shape_fn(shape, |(_, i, j, k)| {
+        ((i as f32 * 0.1).sin() + (j as f32 * 0.07).cos() * (k as f32 * 0.05).sin()) * 3.0
+    });
+    let settings = PredictorSettings {
+        patch_size: [128, 128, 128],
+        spacing: [1.5; 3],
+        transpose_forward: [0, 1, 2],
+        transpose_backward: [0, 1, 2],
+        channels: vec![ChannelNormalization {
+            scheme: NormalizationScheme::ZScore,
+            properties: None,
+            use_mask_for_norm: false,
+        }],
+        step_size: 0.5,
+        accumulation: AccumulationPrecision::Fp16,
+        data_resampling: NnunetResampling::default(),
+        probabilities_resampling: NnunetResampling::default(),
+    };
+    let mut best_host = f64::MAX;
+    let mut best_device = f64::MAX;
+    let mut host_logits = None;
+    let mut device_logits = None;
+    for _ in 0..repeats {
+        let start = Instant::now();
+        let logits = predict_logits(image.view(), &settings, &Scaled, &NoTileProgress)?;
+        best_host = best_host.min(start.elapsed().as_secs_f64());
+        host_logits = Some(logits);
+
+        let start = Instant::now();
+        let logits = fold_averaged_logits_on_device::<Flex, _>(
+            &Scaled,
+            &FlexDevice,
+            image.view(),
+            &settings,
+            AccumulationPrecision::Fp16,
+            &NoTileProgress,
+        )?;
+        let logits = logits_to_host(logits)?;
+        best_device = best_device.min(start.elapsed().as_secs_f64());
+        device_logits = Some(logits);
+    }
+    let identical = match (&host_logits, &device_logits) {
+        (Some(a), Some(b)) => a
+            .iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.to_bits() == y.to_bits()),
+        _ => false,
+    };
+    println!(
+        "sliding window, {CLASSES} classes, image {:?}, patch 128^3, fp16 sums, best of {repeats}:",
+        &image.shape()[1..]
+    );
+    println!("  host accumulator (rayon): {best_host:.2} s");
+    println!("  device path on Flex:      {best_device:.2} s");
+    println!(
+        "  device/host: {:.2}x; outputs bit-identical: {identical}",
+        best_device / best_host
+    );
+    Ok(())
+}
