@@ -69,6 +69,56 @@ pub trait DeviceSlidingWindow {
 }
 
 /// Runs the sliding window of `network` on `device` and returns what `output` asks for.
+///
+/// ```
+/// use burn::tensor::Tensor;
+/// use burn_flex::{Flex, FlexDevice};
+/// use ndarray::Array4;
+/// use totalseg_core::normalize::NormalizationScheme;
+/// use totalseg_core::resample::NnunetResampling;
+/// use totalseg_core::sliding_window::AccumulationPrecision;
+/// use totalsegmentator::predictor::device::{
+///     predict_on_device, DeviceForward, DeviceOutput, DevicePrediction,
+/// };
+/// use totalsegmentator::predictor::{ChannelNormalization, NoTileProgress, PredictorSettings};
+/// use totalsegmentator::SegmentError;
+///
+/// /// Two classes: logit 0 is 0, logit 1 the intensity (class 1 where the image is positive).
+/// struct Sign;
+/// impl DeviceForward<Flex> for Sign {
+///     fn num_classes(&self) -> usize { 2 }
+///     fn num_folds(&self) -> usize { 1 }
+///     fn batch_size(&self) -> usize { 2 }
+///     fn forward(&self, _fold: usize, tiles: Tensor<Flex, 5>) -> Result<Tensor<Flex, 5>, SegmentError> {
+///         Ok(Tensor::cat(vec![tiles.clone().zeros_like(), tiles], 1))
+///     }
+/// }
+///
+/// let settings = PredictorSettings {
+///     patch_size: [4, 4, 4],
+///     spacing: [1.0; 3],
+///     transpose_forward: [0, 1, 2],
+///     transpose_backward: [0, 1, 2],
+///     channels: vec![ChannelNormalization {
+///         scheme: NormalizationScheme::None, properties: None, use_mask_for_norm: false,
+///     }],
+///     step_size: 0.5,
+///     accumulation: AccumulationPrecision::Fp16,
+///     data_resampling: NnunetResampling::default(),
+///     probabilities_resampling: NnunetResampling::default(),
+/// };
+/// let image = Array4::from_shape_fn((1, 6, 5, 4), |(_, i, _, _)| if i < 3 { -1.0 } else { 1.0 });
+/// let labels = match predict_on_device::<Flex, _>(
+///     &Sign, &FlexDevice, image.view(), &settings, AccumulationPrecision::Fp16,
+///     DeviceOutput::Labels, &NoTileProgress,
+/// )? {
+///     DevicePrediction::Labels(labels) => labels,
+///     DevicePrediction::Logits(_) => unreachable!("labels were asked for"),
+/// };
+/// assert_eq!(labels[[0, 2, 1]], 0);
+/// assert_eq!(labels[[5, 2, 1]], 1);
+/// # Ok::<(), SegmentError>(())
+/// ```
 pub fn predict_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
     network: &N,
     device: &B::Device,
