@@ -174,10 +174,13 @@ fn ours(layer: &Layer, repeats: usize) -> Timing {
     let run: Box<dyn Fn()> = match layer.kind {
         Kind::Conv3 | Kind::Conv1 => {
             let k = if layer.kind == Kind::Conv3 { 3 } else { 1 };
-            let params = ConvParams {
+            // Prepared and packed once, as the model's layers are at load time.
+            let mut params = ConvParams {
+                packed: None,
                 weight: Flex::unet_prepare_conv3d_weight(random([layer.cout, layer.cin, k, k, k])),
                 bias: Some(random([layer.cout])),
             };
+            params.packed = Flex::unet_pack_conv3d(&params);
             let stride = [layer.stride; 3];
             let padding = [(k - 1) / 2; 3];
             Box::new(move || {
@@ -187,6 +190,7 @@ fn ours(layer: &Layer, repeats: usize) -> Timing {
         Kind::ConvTranspose => {
             let st = layer.stride;
             let params = ConvParams {
+                packed: None,
                 weight: random([layer.cin, layer.cout, st, st, st]),
                 bias: Some(random([layer.cout])),
             };

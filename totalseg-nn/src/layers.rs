@@ -42,11 +42,14 @@ impl<B: NetworkOps> Conv3d<B> {
         } else {
             None
         };
+        let mut params = ConvParams {
+            packed: None,
+            weight: B::unet_prepare_conv3d_weight(weight),
+            bias,
+        };
+        params.packed = B::unet_pack_conv3d(&params);
         Ok(Self {
-            params: ConvParams {
-                weight: B::unet_prepare_conv3d_weight(weight),
-                bias,
-            },
+            params,
             stride: spec.stride,
             padding: spec.kernel.map(|k| (k - 1) / 2),
         })
@@ -85,7 +88,11 @@ impl<B: NetworkOps> ConvTranspose3d<B> {
             None
         };
         Ok(Self {
-            params: ConvParams { weight, bias },
+            params: ConvParams {
+                packed: None,
+                weight,
+                bias,
+            },
             stride,
         })
     }

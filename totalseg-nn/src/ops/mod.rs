@@ -19,6 +19,9 @@ pub struct ConvParams<B: Backend> {
     pub weight: Tensor<B, 5>,
     /// `[out]`.
     pub bias: Option<Tensor<B, 1>>,
+    /// The weights rearranged once at load time for this backend's kernel (see
+    /// [`NetworkOps::unet_pack_conv3d`]); opaque, never used as numbers by Burn.
+    pub packed: Option<Tensor<B, 1>>,
 }
 
 /// InstanceNorm parameters: `affine` holds `(scale, shift)`, both `[channels]` in f32.
@@ -45,6 +48,13 @@ pub trait NetworkOps: Backend {
     /// in the memory layout its [`NetworkOps::unet_conv3d`] reads fastest.
     fn unet_prepare_conv3d_weight(weight: Tensor<Self, 5>) -> Tensor<Self, 5> {
         weight
+    }
+
+    /// Called once per convolution at load time, after
+    /// [`NetworkOps::unet_prepare_conv3d_weight`]: a backend may return its kernel's own
+    /// arrangement of the weights, handed back in [`ConvParams::packed`].
+    fn unet_pack_conv3d(_params: &ConvParams<Self>) -> Option<Tensor<Self, 1>> {
+        None
     }
 
     /// `torch.nn.functional.conv3d(x, weight, bias, stride, padding)` (no dilation, no groups).

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::conv3d::{conv3d_f32, ConvGeometry};
+use super::conv3d::{conv3d_f32, pack_panels, panel_widths, ConvGeometry};
 use super::microkernel::Kernel;
 
 /// Whether this processor runs the bf16 kernel (x86-64 with AVX-512F and AVX-512 BF16).
@@ -75,22 +75,31 @@ fn pair_weights(weight_k_major: &[f32], channels: usize, taps: usize, out: usize
     packed
 }
 
-/// `conv3d_f32` with inputs and weights rounded to bf16 and f32 accumulation. The caller
-/// checks [`supported`].
+/// The microkernel's panels of bf16 weight pairs for `K x out` (K-major) f32 weights.
+pub(crate) fn pack_weights(
+    weight_k_major: &[f32],
+    channels: usize,
+    taps: usize,
+    out: usize,
+) -> Vec<f32> {
+    let pairs = pair_weights(weight_k_major, channels, taps, out);
+    pack_panels(&pairs, channels.div_ceil(2) * taps, out, &panel_widths(out))
+}
+
+/// `conv3d_f32` with inputs rounded to bf16, weights packed by [`pack_weights`] and f32
+/// accumulation. The caller checks [`supported`].
 pub(crate) fn conv3d_bf16(
     input: &[f32],
-    weight_k_major: &[f32],
+    packed: &[f32],
     bias: Option<&[f32]>,
     geometry: &ConvGeometry,
 ) -> Vec<f32> {
     let g = *geometry;
     let voxels: usize = g.input.iter().product();
-    let taps: usize = g.kernel.iter().product();
     let inputs = pair_channels(input, g.batch, g.in_channels, voxels);
-    let weights = pair_weights(weight_k_major, g.in_channels, taps, g.out_channels);
     let paired = ConvGeometry {
         in_channels: g.in_channels.div_ceil(2),
         ..g
     };
-    conv3d_f32(&inputs, &weights, bias, &paired, Kernel::Avx512Bf16)
+    conv3d_f32(&inputs, packed, bias, &paired, Kernel::Avx512Bf16)
 }

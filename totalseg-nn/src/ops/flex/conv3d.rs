@@ -21,8 +21,9 @@ use super::microkernel::{self, Kernel, NR, TILE};
 /// runs over them.
 const K_BLOCK: usize = 512;
 
-/// Most tiles run together as one group (see `conv3d_f32`).
-const MAX_GROUP: usize = 4;
+/// Most tiles run together as one group (see `conv3d_f32`): groups are as large as this
+/// allows while every thread still gets the same number of groups.
+const MAX_GROUP: usize = 8;
 
 /// Shapes of one convolution (batch, channels, sizes, kernel, stride, padding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +131,11 @@ pub(crate) fn panel_widths(columns: usize) -> Vec<(usize, usize)> {
         first += width;
     }
     panels
+}
+
+/// Channels covered by the panels of `columns` channels (a multiple of 4).
+pub(crate) fn panels_width(columns: usize) -> usize {
+    panel_widths(columns).last().map_or(0, |&(f, w)| f + w)
 }
 
 /// The weights regrouped panel by panel: panel `(first, width)` is `[k_len][width]`
@@ -298,14 +304,14 @@ impl OutputPtr {
     }
 }
 
-/// `conv3d` of `input` (`[batch, in, d, h, w]`, contiguous) with `weight_k_major`
-/// (`[in, kd, kh, kw, out]`, i.e. `K x out` row-major) plus `bias`, returning the contiguous
+/// `conv3d` of `input` (`[batch, in, d, h, w]`, contiguous) with the weights as
+/// [`pack_panels`] arranges them, plus `bias`, returning the contiguous
 /// `[batch, out, od, oh, ow]` output.
 ///
 /// The caller checks the lengths against `geometry` (see `Flex`'s `unet_conv3d`).
 pub(crate) fn conv3d_f32(
     input: &[f32],
-    weight_k_major: &[f32],
+    packed: &[f32],
     bias: Option<&[f32]>,
     geometry: &ConvGeometry,
     kernel: Kernel,
@@ -320,7 +326,7 @@ pub(crate) fn conv3d_f32(
     let padded = PaddedRows::new(input, g.input[2], g.stride[2], g.padding[2]);
 
     let panels = panel_widths(co);
-    let packed = pack_panels(weight_k_major, k_len, co, &panels);
+    debug_assert_eq!(packed.len(), panels_width(co) * k_len);
 
     let mut output = vec![0.0f32; g.batch * co * out_voxels];
     let out_ptr = OutputPtr(output.as_mut_ptr());
@@ -338,7 +344,9 @@ pub(crate) fn conv3d_f32(
     // reused from cache by every tile of the group (it matters for the deep layers, whose
     // weights are megabytes); groups stay small enough to give every thread work.
     let tiles = g.batch * tiles_per_sample;
-    let group = (tiles / (4 * rayon::current_num_threads())).clamp(1, MAX_GROUP);
+    let threads = rayon::current_num_threads().max(1);
+    let groups = threads * tiles.div_ceil(threads * MAX_GROUP);
+    let group = tiles.div_ceil(groups).clamp(1, MAX_GROUP);
     let groups_per_sample = tiles_per_sample.div_ceil(group);
     (0..g.batch * groups_per_sample)
         .into_par_iter()

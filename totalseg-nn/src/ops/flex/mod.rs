@@ -24,7 +24,7 @@ use conv3d::{conv3d_f32, ConvGeometry};
 use conv_transpose3d::conv_transpose3d_f32;
 use microkernel::Kernel;
 
-fn into_flex(t: Tensor<Flex, 5>) -> FlexTensor {
+fn into_flex<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
     t.into_primitive().tensor()
 }
 
@@ -42,6 +42,27 @@ fn contiguous_f32(t: &FlexTensor) -> Cow<'_, [f32]> {
                 .into_vec::<f32>()
                 .unwrap_or_default(),
         ),
+    }
+}
+
+/// Length of the packed panels of a `[out, in, kd, kh, kw]` weight (`pairs`: bf16 pairs of
+/// input channels).
+fn packed_len(dims: [usize; 5], pairs: bool) -> usize {
+    let [out, cin, kd, kh, kw] = dims;
+    let cin = if pairs { cin.div_ceil(2) } else { cin };
+    conv3d::panels_width(out) * cin * kd * kh * kw
+}
+
+/// The microkernel's weight panels for an f32 weight tensor (any layout); with `pairs`, of
+/// bf16 pairs of input channels (see [`bf16`]).
+fn pack_conv_weights(weight: &FlexTensor, dims: [usize; 5], pairs: bool) -> Vec<f32> {
+    let [out, cin, kd, kh, kw] = dims;
+    let taps = kd * kh * kw;
+    let k_major = k_major_weight(weight, dims);
+    if pairs {
+        bf16::pack_weights(&k_major, cin, taps, out)
+    } else {
+        conv3d::pack_panels(&k_major, cin * taps, out, &conv3d::panel_widths(out))
     }
 }
 
@@ -96,6 +117,23 @@ impl NetworkOps for Flex {
         from_flex(stored.with_layout(layout))
     }
 
+    fn unet_pack_conv3d(params: &ConvParams<Flex>) -> Option<Tensor<Flex, 1>> {
+        let dims = params.weight.dims();
+        let packed = match params.weight.dtype() {
+            DType::F32 => pack_conv_weights(&into_flex(params.weight.clone()), dims, false),
+            DType::BF16 if bf16::supported() => {
+                let weight = into_flex(params.weight.clone().cast(DType::F32));
+                pack_conv_weights(&weight, dims, true)
+            }
+            _ => return None,
+        };
+        let len = packed.len();
+        Some(from_flex(FlexTensor::from_data(TensorData::new(
+            packed,
+            [len],
+        ))))
+    }
+
     fn unet_conv3d(
         x: Tensor<Flex, 5>,
         params: &ConvParams<Flex>,
@@ -108,20 +146,12 @@ impl NetworkOps for Flex {
         // bf16 weights (`Precision::BF16`) select the reduced-precision kernel where the
         // processor has one; its inputs arrive in f32 (cast here) and are rounded to bf16.
         let reduced = params.weight.dtype() == DType::BF16 && bf16::supported();
-        let (x, params) = if reduced {
-            let as_f32 = ConvParams {
-                weight: params.weight.clone().cast(DType::F32),
-                bias: params.bias.clone().map(|b| b.cast(DType::F32)),
-            };
-            (x.cast(DType::F32), Cow::Owned(as_f32))
-        } else {
-            (x, Cow::Borrowed(params))
-        };
-        let params = params.as_ref();
-        let fast = x.dtype() == DType::F32
-            && params.weight.dtype() == DType::F32
-            && params.bias.as_ref().is_none_or(|b| b.dtype() == DType::F32)
-            && weight_in == in_channels;
+        let weight_ok = params.weight.dtype() == DType::F32 || reduced;
+        let bias_ok = params
+            .bias
+            .as_ref()
+            .is_none_or(|b| b.dtype() == DType::F32 || (reduced && b.dtype() == DType::BF16));
+        let x = if reduced { x.cast(DType::F32) } else { x };
         let geometry = ConvGeometry {
             batch,
             in_channels,
@@ -131,26 +161,34 @@ impl NetworkOps for Flex {
             stride,
             padding,
         };
+        let fast = x.dtype() == DType::F32 && weight_ok && bias_ok && weight_in == in_channels;
         let Some(out_dims) = geometry.output().filter(|_| fast) else {
             return generic::conv3d(x, params, stride, padding);
         };
+        // The panels packed at load time, else packed now (weights built outside a model).
+        let packed_tensor = params.packed.clone().map(into_flex);
+        let expected = packed_len(dims, reduced);
+        let packed = match packed_tensor.as_ref().map(contiguous_f32) {
+            Some(values) if values.len() == expected => values,
+            _ => {
+                let weight = if reduced {
+                    params.weight.clone().cast(DType::F32)
+                } else {
+                    params.weight.clone()
+                };
+                Cow::Owned(pack_conv_weights(&into_flex(weight), dims, reduced))
+            }
+        };
         let input = into_flex(x);
-        let weight = into_flex(params.weight.clone());
-        let bias = params.bias.clone().map(|b| b.into_primitive().tensor());
         let input_values = contiguous_f32(&input);
-        let weight_values = k_major_weight(&weight, dims);
+        let bias = params.bias.clone().map(|b| into_flex(b.cast(DType::F32)));
         let bias_values = bias.as_ref().map(contiguous_f32);
         let output = if reduced {
-            bf16::conv3d_bf16(
-                &input_values,
-                &weight_values,
-                bias_values.as_deref(),
-                &geometry,
-            )
+            bf16::conv3d_bf16(&input_values, &packed, bias_values.as_deref(), &geometry)
         } else {
             conv3d_f32(
                 &input_values,
-                &weight_values,
+                &packed,
                 bias_values.as_deref(),
                 &geometry,
                 Kernel::detect(),
@@ -177,6 +215,7 @@ impl NetworkOps for Flex {
         if params.weight.dtype() == DType::BF16 && bf16::supported() {
             let dtype = x.dtype();
             let as_f32 = ConvParams {
+                packed: None,
                 weight: params.weight.clone().cast(DType::F32),
                 bias: params.bias.clone().map(|b| b.cast(DType::F32)),
             };
@@ -297,6 +336,7 @@ mod tests {
             let bias: Tensor<Flex, 1> = random([1, 1, 1, 1, cout], seed + 2).reshape([cout]);
             let padding = [(k - 1) / 2; 3];
             let params = ConvParams {
+                packed: None,
                 weight: weight.clone(),
                 bias: Some(bias.clone()),
             };
@@ -315,7 +355,7 @@ mod tests {
             let flex_b = into_flex(bias.clone().reshape([1, 1, 1, 1, cout]));
             let out = conv3d_f32(
                 &contiguous_f32(&flex_x),
-                &k_major_weight(&flex_w, [cout, cin, k, k, k]),
+                &pack_conv_weights(&flex_w, [cout, cin, k, k, k], false),
                 Some(&contiguous_f32(&flex_b)),
                 &geometry,
                 kernel,
@@ -332,10 +372,17 @@ mod tests {
             assert!(diff < tolerance, "case {i} ({kernel:?}): max diff {diff}");
 
             // Through the backend extension, with the weight in its load-time layout.
-            let prepared = ConvParams {
+            let mut prepared = ConvParams {
+                packed: None,
                 weight: Flex::unet_prepare_conv3d_weight(weight),
                 bias: Some(bias),
             };
+            let via_trait = Flex::unet_conv3d(x.clone(), &prepared, stride, padding);
+            let diff = max_abs_diff(via_trait, expected.clone());
+            assert!(diff < tolerance, "case {i} via NetworkOps: max diff {diff}");
+            // With the panels packed at load time, as the model layers do.
+            prepared.packed = Flex::unet_pack_conv3d(&prepared);
+            assert!(prepared.packed.is_some());
             let via_trait = Flex::unet_conv3d(x.clone(), &prepared, stride, padding);
             let diff = max_abs_diff(via_trait, expected.clone());
             assert!(diff < tolerance, "case {i} via NetworkOps: max diff {diff}");
@@ -369,6 +416,7 @@ mod tests {
         for (i, &(dims, cin, cout, stride)) in cases.iter().enumerate() {
             let x = random([2, cin, dims[0], dims[1], dims[2]], 20 + i as u64);
             let params = ConvParams {
+                packed: None,
                 weight: random([cin, cout, stride[0], stride[1], stride[2]], 30 + i as u64),
                 bias: Some(random([1, 1, 1, 1, cout], 40 + i as u64).reshape([cout])),
             };
@@ -418,16 +466,19 @@ mod tests {
         for (i, &(dims, cin, cout, k, stride)) in CASES.iter().enumerate() {
             let x = random([2, cin, dims[0], dims[1], dims[2]], 50 + i as u64);
             let f32_params = ConvParams {
+                packed: None,
                 weight: random([cout, cin, k, k, k], 60 + i as u64),
                 bias: Some(random([1, 1, 1, 1, cout], 70 + i as u64).reshape([cout])),
             };
             let padding = [(k - 1) / 2; 3];
             let bf16_params = ConvParams {
+                packed: None,
                 weight: f32_params.weight.clone().cast(DType::BF16),
                 bias: f32_params.bias.clone().map(|b| b.cast(DType::BF16)),
             };
             // Reference: the same bf16-rounded values, multiplied and summed in f32.
             let rounded = ConvParams {
+                packed: None,
                 weight: bf16_params.weight.clone().cast(DType::F32),
                 bias: bf16_params.bias.clone().map(|b| b.cast(DType::F32)),
             };
@@ -435,8 +486,14 @@ mod tests {
             // own cast and `half`'s may round exact ties differently).
             let x_rounded = x.clone().cast(DType::BF16).cast(DType::F32);
             let expected = generic::conv3d(x_rounded.clone(), &rounded, stride, padding);
-            let ours = Flex::unet_conv3d(x_rounded, &bf16_params, stride, padding);
+            let ours = Flex::unet_conv3d(x_rounded.clone(), &bf16_params, stride, padding);
             assert_eq!(ours.dtype(), DType::F32);
+            let packed_params = ConvParams {
+                packed: Flex::unet_pack_conv3d(&bf16_params),
+                ..bf16_params.clone()
+            };
+            let with_packed = Flex::unet_conv3d(x_rounded, &packed_params, stride, padding);
+            assert_eq!(max_abs_diff(with_packed, ours.clone()), 0.0);
             let scale = 1.0 + expected.clone().abs().max().into_scalar();
             let diff = max_abs_diff(ours, expected);
             assert!(
@@ -450,9 +507,14 @@ mod tests {
     fn non_f32_inputs_take_the_generic_path() {
         let x = random([1, 2, 4, 4, 4], 3);
         let weight = random([3, 2, 3, 3, 3], 4);
-        let params = ConvParams { weight, bias: None };
+        let params = ConvParams {
+            packed: None,
+            weight,
+            bias: None,
+        };
         let expected = generic::conv3d(x.clone(), &params, [1; 3], [1; 3]);
         let half = ConvParams {
+            packed: None,
             weight: params.weight.clone().cast(DType::F16),
             bias: None,
         };
