@@ -3,8 +3,9 @@
 //!
 //! The panel (`[k][TILE]`, voxels contiguous) is loaded as vectors; each weight is broadcast.
 //! An AVX-512 version is chosen at run time where the processor has it (24 accumulator
-//! registers, 2 loads and 24 FMAs per `k`); elsewhere a portable version that the compiler
-//! vectorises for the target (SSE2 on any x86-64, NEON on aarch64).
+//! registers, 2 loads and 24 FMAs per `k`); else, on x86-64 with AVX2 + FMA, a plain-Rust
+//! version compiled for those; elsewhere the same plain Rust vectorised by the compiler for
+//! the target (SSE2 on any x86-64, NEON on aarch64).
 
 pub(crate) use super::conv3d::RowPtr;
 
@@ -18,8 +19,10 @@ pub(crate) const NR: usize = 12;
 pub(crate) enum Kernel {
     /// `std::arch` AVX-512F intrinsics (x86-64 only, checked at run time).
     Avx512,
-    /// Plain Rust, auto-vectorised.
+    /// Plain Rust, auto-vectorised for the build target (SSE2 on x86-64, NEON on aarch64).
     Portable,
+    /// The same plain Rust compiled for AVX2 + FMA (x86-64, checked at run time).
+    Avx2,
     /// AVX-512 BF16 dot products (`vdpbf16ps`): every 32-bit "value" of the rows and weights
     /// is a pair of bf16 numbers (two input channels), multiplied pairwise and summed into f32
     /// accumulators. Only the reduced-precision mode uses it (see `super::bf16`).
@@ -33,6 +36,11 @@ impl Kernel {
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Kernel::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Kernel::Avx2;
             }
         }
         Kernel::Portable
@@ -85,8 +93,22 @@ pub(crate) fn run(
                 }
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `Avx2` is only chosen when the processor reports AVX2 and FMA (`detect`,
+            // or a test that checked it).
+            unsafe {
+                match width {
+                    12 => avx2::<12>(rows, weights, stride, acc, accumulate),
+                    8 => avx2::<8>(rows, weights, stride, acc, accumulate),
+                    _ => avx2::<4>(rows, weights, stride, acc, accumulate),
+                }
+            }
+        }
         #[cfg(not(target_arch = "x86_64"))]
-        Kernel::Avx512Bf16 => unreachable!("bf16 kernels are only selected on x86-64"),
+        Kernel::Avx512Bf16 | Kernel::Avx2 => {
+            unreachable!("x86-64 kernels are only selected on x86-64")
+        }
         _ => match width {
             12 => portable::<12>(rows, weights, stride, acc, accumulate),
             8 => portable::<8>(rows, weights, stride, acc, accumulate),
@@ -102,24 +124,63 @@ fn portable<const W: usize>(
     out: &mut [f32],
     accumulate: bool,
 ) {
-    let mut acc = [[0.0f32; TILE]; W];
-    if accumulate {
-        for (j, acc_row) in acc.iter_mut().enumerate() {
-            acc_row.copy_from_slice(&out[j * TILE..(j + 1) * TILE]);
-        }
-    }
-    for (k, row) in rows.iter().enumerate() {
-        // SAFETY: every row points at TILE readable values (this module's contract).
-        let a = unsafe { std::slice::from_raw_parts(row.0, TILE) };
-        let w = &weights[k * stride..k * stride + W];
-        for (acc_row, &wj) in acc.iter_mut().zip(w) {
-            for (r, &x) in acc_row.iter_mut().zip(a) {
-                *r += x * wj;
+    portable_body::<W, 4, false>(rows, weights, stride, out, accumulate);
+}
+
+/// The portable tile compiled for AVX2 + FMA (x86-64 processors without AVX-512).
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2<const W: usize>(
+    rows: &[RowPtr],
+    weights: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    portable_body::<W, 8, true>(rows, weights, stride, out, accumulate);
+}
+
+/// The tile in slices of `V` voxels, each over the whole reduction, so that the `W x V`
+/// accumulators fit the target's vector registers (12 x 8 lanes: 12 AVX2 registers; with
+/// `V = 4`, 12 SSE/NEON registers). `FUSED` multiplies and adds with one rounding
+/// (`mul_add`), which only pays where the target has FMA instructions (elsewhere it would call
+/// the C library's `fmaf`).
+#[inline(always)]
+fn portable_body<const W: usize, const V: usize, const FUSED: bool>(
+    rows: &[RowPtr],
+    weights: &[f32],
+    stride: usize,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    for v0 in (0..TILE).step_by(V) {
+        let mut acc = [[0.0f32; V]; W];
+        if accumulate {
+            for (j, acc_row) in acc.iter_mut().enumerate() {
+                acc_row.copy_from_slice(&out[j * TILE + v0..j * TILE + v0 + V]);
             }
         }
-    }
-    for (j, acc_row) in acc.iter().enumerate() {
-        out[j * TILE..(j + 1) * TILE].copy_from_slice(acc_row);
+        for (k, row) in rows.iter().enumerate() {
+            // SAFETY: every row points at TILE readable values (this module's contract) and
+            // v0 + V <= TILE.
+            let a: [f32; V] = unsafe { std::ptr::read_unaligned(row.0.add(v0).cast()) };
+            let w = &weights[k * stride..k * stride + W];
+            for (acc_row, &wj) in acc.iter_mut().zip(w) {
+                for (r, &x) in acc_row.iter_mut().zip(&a) {
+                    *r = if FUSED {
+                        x.mul_add(wj, *r)
+                    } else {
+                        *r + x * wj
+                    };
+                }
+            }
+        }
+        for (j, acc_row) in acc.iter().enumerate() {
+            out[j * TILE + v0..j * TILE + v0 + V].copy_from_slice(acc_row);
+        }
     }
 }
 

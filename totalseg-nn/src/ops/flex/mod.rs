@@ -398,6 +398,15 @@ mod tests {
     }
 
     #[test]
+    fn avx2_conv3d_matches_burn() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            check_against_burn(Kernel::Avx2);
+        }
+    }
+
+    #[test]
     fn detected_conv3d_matches_burn() {
         // Avx512 where the processor has it (this machine does), else Portable again.
         check_against_burn(Kernel::detect());
