@@ -160,25 +160,6 @@ pub(crate) fn pack_panels(
     packed
 }
 
-/// Only a channel count that is not a multiple of 4 makes the last panel reach past the
-/// weights' columns: that panel then reads this zero-padded copy (`[k_len][NR]`).
-pub(crate) fn padded_tail(
-    weight_k_major: &[f32],
-    k_len: usize,
-    columns: usize,
-    panels: &[(usize, usize)],
-) -> Option<Vec<f32>> {
-    let &(first, width) = panels.last()?;
-    (first + width > columns).then(|| {
-        let mut padded = vec![0.0f32; k_len * NR];
-        for k in 0..k_len {
-            let src = &weight_k_major[k * columns + first..(k + 1) * columns];
-            padded[k * NR..k * NR + src.len()].copy_from_slice(src);
-        }
-        padded
-    })
-}
-
 /// Where the microkernel reads one reduction row of a tile: in place in the padded input, in
 /// the tile's gathered panel, or a row of zeros (padding along the first two axes).
 #[derive(Clone, Copy)]

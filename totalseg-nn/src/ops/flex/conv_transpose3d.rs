@@ -6,8 +6,8 @@
 
 use rayon::prelude::*;
 
-use super::conv3d::{panel_widths, OutputPtr, RowPtr};
-use super::microkernel::{self, Kernel, NR, TILE};
+use super::conv3d::{pack_panels, panel_widths, OutputPtr, RowPtr};
+use super::microkernel::{self, Kernel, TILE};
 
 /// `conv_transpose3d(input, weight, bias, stride)` with kernel = stride and no padding:
 /// `input` is `[batch, in, d, h, w]`, `weight` `[in, out, sd, sh, sw]` (both contiguous), the
@@ -26,7 +26,7 @@ pub(crate) fn conv_transpose3d_f32(
     // The product's columns: (out channel, a, b, c), exactly the weight's row-major order.
     let columns = out_channels * block;
     let panels = panel_widths(columns);
-    let tail_weights = super::conv3d::padded_tail(weight, cin, columns, &panels);
+    let packed = pack_panels(weight, cin, columns, &panels);
     let (od, oh, ow) = (d * sd, h * sh, w * sw);
     let out_voxels = od * oh * ow;
     let mut output = vec![0.0f32; batch * out_channels * out_voxels];
@@ -59,12 +59,9 @@ pub(crate) fn conv_transpose3d_f32(
                 };
             }
             for &(first, width) in &panels {
-                let (weights, stride) = match &tail_weights {
-                    Some(tail) if first + width > columns => (&tail[..], NR),
-                    _ => (&weight[first..], columns),
-                };
+                let weights = &packed[first * cin..];
                 let acc = &mut result[first * TILE..(first + width) * TILE];
-                microkernel::run(kernel, width, rows, weights, stride, acc, false);
+                microkernel::run(kernel, width, rows, weights, width, acc, false);
             }
             // Depth-to-space: column (o, a, b, c) of voxel (z, y, x) goes to output voxel
             // (z sd + a, y sh + b, x sw + c) of channel o.

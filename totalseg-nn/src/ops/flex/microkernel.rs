@@ -65,55 +65,48 @@ pub(crate) fn run(
     assert!(matches!(width, 4 | 8 | 12));
     assert!(acc.len() >= width * TILE);
     assert!(k_len == 0 || weights.len() >= (k_len - 1) * stride + width);
+    // Every implementation is monomorphised per panel width.
+    macro_rules! by_width {
+        ($($tile:ident)::+ ($($arg:expr),*)) => {
+            match width {
+                12 => $($tile)::+::<12>($($arg),*),
+                8 => $($tile)::+::<8>($($arg),*),
+                _ => $($tile)::+::<4>($($arg),*),
+            }
+        };
+    }
     match kernel {
+        // SAFETY (all three x86-64 arms): each variant is only chosen when the processor
+        // reports its features (`detect`, `super::bf16::supported`, or a test that checked
+        // them); the bounds were asserted above and the rows are valid by this function's
+        // contract.
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => {
-            // SAFETY: `Avx512` is only chosen when the processor reports AVX-512F (`detect`,
-            // or a test that checked it); the bounds were asserted above and the rows are
-            // valid by this function's contract.
-            unsafe {
-                let (w, a) = (weights.as_ptr(), acc.as_mut_ptr());
-                match width {
-                    12 => avx512::tile::<12>(rows, w, stride, a, accumulate),
-                    8 => avx512::tile::<8>(rows, w, stride, a, accumulate),
-                    _ => avx512::tile::<4>(rows, w, stride, a, accumulate),
-                }
-            }
-        }
+        Kernel::Avx512 => unsafe {
+            by_width!(avx512::tile(
+                rows,
+                weights.as_ptr(),
+                stride,
+                acc.as_mut_ptr(),
+                accumulate
+            ))
+        },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512Bf16 => {
-            // SAFETY: `Avx512Bf16` is only chosen after `super::bf16::supported()` found
-            // AVX-512F and AVX-512 BF16; bounds as above.
-            unsafe {
-                let (w, a) = (weights.as_ptr(), acc.as_mut_ptr());
-                match width {
-                    12 => avx512bf16::tile::<12>(rows, w, stride, a, accumulate),
-                    8 => avx512bf16::tile::<8>(rows, w, stride, a, accumulate),
-                    _ => avx512bf16::tile::<4>(rows, w, stride, a, accumulate),
-                }
-            }
-        }
+        Kernel::Avx512Bf16 => unsafe {
+            by_width!(avx512bf16::tile(
+                rows,
+                weights.as_ptr(),
+                stride,
+                acc.as_mut_ptr(),
+                accumulate
+            ))
+        },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => {
-            // SAFETY: `Avx2` is only chosen when the processor reports AVX2 and FMA (`detect`,
-            // or a test that checked it).
-            unsafe {
-                match width {
-                    12 => avx2::<12>(rows, weights, stride, acc, accumulate),
-                    8 => avx2::<8>(rows, weights, stride, acc, accumulate),
-                    _ => avx2::<4>(rows, weights, stride, acc, accumulate),
-                }
-            }
-        }
+        Kernel::Avx2 => unsafe { by_width!(avx2(rows, weights, stride, acc, accumulate)) },
         #[cfg(not(target_arch = "x86_64"))]
         Kernel::Avx512Bf16 | Kernel::Avx2 => {
             unreachable!("x86-64 kernels are only selected on x86-64")
         }
-        _ => match width {
-            12 => portable::<12>(rows, weights, stride, acc, accumulate),
-            8 => portable::<8>(rows, weights, stride, acc, accumulate),
-            _ => portable::<4>(rows, weights, stride, acc, accumulate),
-        },
+        _ => by_width!(portable(rows, weights, stride, acc, accumulate)),
     }
 }
 
