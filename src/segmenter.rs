@@ -304,26 +304,22 @@ impl Segmenter {
             )?),
             (false, None) => None,
         };
-        let header = if predicted.empty_crop {
-            // nnunet.py saves the empty result as `Nifti1Image(zeros, img_in.affine)`: a
-            // fresh header, not the input's.
-            let (a, b, c) = labels.dim();
-            NiftiHeader::for_new_image(
-                [a, b, c],
-                &volume.affine,
-                totalseg_io::nifti::NiftiDataType::U8,
-            )
-            .map_err(|e| SegmentError::Model(format!("empty-crop header: {e:?}")))?
+        // nnunet.py saves the empty result as `Nifti1Image(zeros, img_in.affine)`, and the
+        // low-resolution output on the model grid: fresh headers, not the input's.
+        let fresh_header = if predicted.empty_crop {
+            Some((&volume.affine, "empty-crop"))
         } else if opts.save_lowres {
-            let (a, b, c) = labels.dim();
-            NiftiHeader::for_new_image(
-                [a, b, c],
-                &predicted.affine,
-                totalseg_io::nifti::NiftiDataType::U8,
-            )
-            .map_err(|e| SegmentError::Model(format!("low-resolution header: {e:?}")))?
+            Some((&predicted.affine, "low-resolution"))
         } else {
-            volume.header.clone()
+            None
+        };
+        let header = match fresh_header {
+            Some((affine, what)) => {
+                let (a, b, c) = labels.dim();
+                NiftiHeader::for_new_image([a, b, c], affine, totalseg_io::nifti::NiftiDataType::U8)
+                    .map_err(|e| SegmentError::Model(format!("{what} header: {e:?}")))?
+            }
+            None => volume.header.clone(),
         };
         Ok(Segmentation {
             labels,
