@@ -6,23 +6,6 @@ would not fit the 64 MiB carry budget. Every attribute is a placeholder type; ca
 raises, so a path that really needs the package fails loudly.
 """
 
+from _import_stub import module_getattr
 
-class _StubType(type):
-    def __getattr__(cls, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _stub(f"{cls.__qualname__}.{name}")
-
-    def __call__(cls, *args, **kwargs):
-        raise RuntimeError(f"{cls.__qualname__}: import-only stub of the GPU bench; "
-                           "the real package is not installed")
-
-
-def _stub(qualname):
-    return _StubType(qualname, (), {"__qualname__": qualname})
-
-
-def __getattr__(name):
-    if name.startswith("__"):
-        raise AttributeError(name)
-    return _stub(f"blosc2.{name}")
+__getattr__ = module_getattr("blosc2")
