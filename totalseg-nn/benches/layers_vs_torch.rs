@@ -17,7 +17,7 @@ use burn_flex::{Flex, FlexDevice};
 use totalseg_nn::{ConvParams, NetworkOps, NormParams};
 
 /// One benchmarked layer: kind, in channels, out channels, input side, stride.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Layer {
     kind: Kind,
     cin: usize,
@@ -70,22 +70,18 @@ impl Layer {
 /// The distinct layers of PlainConvUNet 32-64-128-256-320-320, strides 1-2-2-2-2-2, 2 convs
 /// per stage, 25 classes (one `total` part), at patch `p`; with how often each occurs.
 fn network_layers(p: usize) -> Vec<(Layer, usize)> {
+    use Kind::{Conv1, Conv3, ConvTranspose, NormLeakyRelu};
     let features = [32, 64, 128, 256, 320, 320];
-    let conv3 = |cin, cout, side, stride| Layer {
-        kind: Kind::Conv3,
-        cin,
-        cout,
-        side,
-        stride,
-    };
     let mut layers: Vec<(Layer, usize)> = Vec::new();
-    let mut add = |layer: Layer| {
-        let same = |l: &Layer| {
-            l.kind == layer.kind
-                && (l.cin, l.cout, l.side, l.stride)
-                    == (layer.cin, layer.cout, layer.side, layer.stride)
+    let mut add = |kind, cin, cout, side, stride| {
+        let layer = Layer {
+            kind,
+            cin,
+            cout,
+            side,
+            stride,
         };
-        match layers.iter_mut().find(|(l, _)| same(l)) {
+        match layers.iter_mut().find(|(l, _)| *l == layer) {
             Some((_, count)) => *count += 1,
             None => layers.push((layer, 1)),
         }
@@ -94,49 +90,24 @@ fn network_layers(p: usize) -> Vec<(Layer, usize)> {
     let mut cin = 1;
     for (s, &f) in features.iter().enumerate() {
         let stride = if s == 0 { 1 } else { 2 };
-        add(conv3(cin, f, side, stride));
+        add(Conv3, cin, f, side, stride);
         side /= stride;
-        add(conv3(f, f, side, 1));
-        for _ in 0..2 {
-            add(Layer {
-                kind: Kind::NormLeakyRelu,
-                cin: f,
-                cout: f,
-                side,
-                stride: 1,
-            });
-        }
+        add(Conv3, f, f, side, 1);
+        // One InstanceNorm + LeakyReLU after each of the two convolutions.
+        add(NormLeakyRelu, f, f, side, 1);
+        add(NormLeakyRelu, f, f, side, 1);
         cin = f;
     }
     for s in (0..features.len() - 1).rev() {
         let (below, level) = (features[s + 1], features[s]);
-        add(Layer {
-            kind: Kind::ConvTranspose,
-            cin: below,
-            cout: level,
-            side,
-            stride: 2,
-        });
+        add(ConvTranspose, below, level, side, 2);
         side *= 2;
-        add(conv3(2 * level, level, side, 1));
-        add(conv3(level, level, side, 1));
-        for _ in 0..2 {
-            add(Layer {
-                kind: Kind::NormLeakyRelu,
-                cin: level,
-                cout: level,
-                side,
-                stride: 1,
-            });
-        }
+        add(Conv3, 2 * level, level, side, 1);
+        add(Conv3, level, level, side, 1);
+        add(NormLeakyRelu, level, level, side, 1);
+        add(NormLeakyRelu, level, level, side, 1);
     }
-    add(Layer {
-        kind: Kind::Conv1,
-        cin: features[0],
-        cout: 25,
-        side,
-        stride: 1,
-    });
+    add(Conv1, features[0], 25, side, 1);
     layers
 }
 
