@@ -145,10 +145,10 @@ fn ours(layer: &Layer, repeats: usize) -> Timing {
     let run: Box<dyn Fn()> = match layer.kind {
         Kind::Conv3 | Kind::Conv1 => {
             let k = if layer.kind == Kind::Conv3 { 3 } else { 1 };
-            // Prepared and packed once, as the model's layers are at load time.
+            // Packed once, as the model's layers are at load time.
             let mut params = ConvParams {
                 packed: None,
-                weight: Flex::unet_prepare_conv3d_weight(random([layer.cout, layer.cin, k, k, k])),
+                weight: random([layer.cout, layer.cin, k, k, k]),
                 bias: Some(random([layer.cout])),
             };
             params.packed = Flex::unet_pack_conv3d(&params);

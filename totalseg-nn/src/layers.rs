@@ -44,7 +44,7 @@ impl<B: NetworkOps> Conv3d<B> {
         };
         let mut params = ConvParams {
             packed: None,
-            weight: B::unet_prepare_conv3d_weight(weight),
+            weight,
             bias,
         };
         params.packed = B::unet_pack_conv3d(&params);

@@ -14,8 +14,7 @@ use burn::tensor::{DType, Tensor};
 /// A conv layer's parameters as [`NetworkOps`] receives them.
 #[derive(Debug, Clone)]
 pub struct ConvParams<B: Backend> {
-    /// `[out, in, kd, kh, kw]`, possibly in a backend-specific memory layout
-    /// (see [`NetworkOps::unet_prepare_conv3d_weight`]).
+    /// `[out, in, kd, kh, kw]`.
     pub weight: Tensor<B, 5>,
     /// `[out]`.
     pub bias: Option<Tensor<B, 1>>,
@@ -44,14 +43,7 @@ pub trait NetworkOps: Backend {
         weights
     }
 
-    /// Called once per conv weight at load time; a backend may return the same logical tensor
-    /// in the memory layout its [`NetworkOps::unet_conv3d`] reads fastest.
-    fn unet_prepare_conv3d_weight(weight: Tensor<Self, 5>) -> Tensor<Self, 5> {
-        weight
-    }
-
-    /// Called once per convolution at load time, after
-    /// [`NetworkOps::unet_prepare_conv3d_weight`]: a backend may return its kernel's own
+    /// Called once per convolution at load time: a backend may return its kernel's own
     /// arrangement of the weights, handed back in [`ConvParams::packed`].
     fn unet_pack_conv3d(_params: &ConvParams<Self>) -> Option<Tensor<Self, 1>> {
         None

@@ -4,9 +4,8 @@
 //!
 //! Activations stay in Burn's contiguous NCDHW layout between layers: the convolution reads
 //! each input row as a contiguous run (see [`conv3d`]), so nothing is repacked per layer.
-//! Only the weights get a layout of their own, once at load time: `[in, kd, kh, kw, out]` in
-//! memory (a strided view of the same logical `[out, in, kd, kh, kw]` tensor), so the
-//! microkernel reads the `out` channels of one reduction step contiguously.
+//! Only the weights get a layout of their own, once at load time: panels of output channels
+//! (`NetworkOps::unet_pack_conv3d`), so the microkernel streams them sequentially.
 
 pub(crate) mod bf16;
 pub(crate) mod conv3d;
@@ -16,8 +15,8 @@ pub(crate) mod norm;
 
 use std::borrow::Cow;
 
-use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
-use burn_flex::{Flex, FlexTensor, Layout};
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn_flex::{Flex, FlexTensor};
 
 use super::{generic, ConvParams, NetworkOps, NormParams};
 use conv3d::{conv3d_f32, ConvGeometry};
@@ -66,32 +65,19 @@ fn pack_conv_weights(weight: &FlexTensor, dims: [usize; 5], pairs: bool) -> Vec<
     }
 }
 
-/// Strides of a `[out, in, kd, kh, kw]` weight stored as `[in, kd, kh, kw, out]`.
-fn k_major_strides(dims: [usize; 5]) -> Vec<isize> {
-    let [out, _, kd, kh, kw] = dims;
-    [1, kd * kh * kw * out, kh * kw * out, kw * out, out]
-        .map(|s| s as isize)
-        .to_vec()
-}
-
-/// The weight as `K x out` row-major values (`K = in * kd * kh * kw`).
-fn k_major_weight(weight: &FlexTensor, dims: [usize; 5]) -> Cow<'_, [f32]> {
-    let layout = weight.layout();
-    if layout.strides() == k_major_strides(dims).as_slice() {
-        let start = layout.start_offset();
-        let len: usize = dims.iter().product();
-        return Cow::Borrowed(&weight.storage::<f32>()[start..start + len]);
-    }
+/// The weight as `K x out` row-major values (`K = in * kd * kh * kw`), the order in which
+/// [`conv3d::pack_panels`] reads it.
+fn k_major_weight(weight: &FlexTensor, dims: [usize; 5]) -> Vec<f32> {
     let [out, rest @ ..] = dims;
     let k_len: usize = rest.iter().product();
     let logical = contiguous_f32(weight);
-    let mut packed = vec![0.0f32; logical.len()];
+    let mut k_major = vec![0.0f32; logical.len()];
     for o in 0..out {
         for k in 0..k_len {
-            packed[k * out + o] = logical[o * k_len + k];
+            k_major[k * out + o] = logical[o * k_len + k];
         }
     }
-    Cow::Owned(packed)
+    k_major
 }
 
 impl NetworkOps for Flex {
@@ -102,19 +88,6 @@ impl NetworkOps for Flex {
         } else {
             weights
         }
-    }
-
-    fn unet_prepare_conv3d_weight(weight: Tensor<Flex, 5>) -> Tensor<Flex, 5> {
-        let dims = weight.dims();
-        let flex = into_flex(weight);
-        if flex.dtype() != DType::F32 {
-            return from_flex(flex);
-        }
-        let packed = k_major_weight(&flex, dims).into_owned();
-        let [out, cin, kd, kh, kw] = dims;
-        let stored = FlexTensor::from_data(TensorData::new(packed, [cin, kd, kh, kw, out]));
-        let layout = Layout::new(Shape::from(dims.to_vec()), k_major_strides(dims), 0);
-        from_flex(stored.with_layout(layout))
     }
 
     fn unet_pack_conv3d(params: &ConvParams<Flex>) -> Option<Tensor<Flex, 1>> {
@@ -371,24 +344,21 @@ mod tests {
             let diff = max_abs_diff(ours, expected.clone());
             assert!(diff < tolerance, "case {i} ({kernel:?}): max diff {diff}");
 
-            // Through the backend extension, with the weight in its load-time layout.
-            let mut prepared = ConvParams {
+            // Through the backend extension, packing the weights per call.
+            let mut params = ConvParams {
                 packed: None,
-                weight: Flex::unet_prepare_conv3d_weight(weight),
+                weight,
                 bias: Some(bias),
             };
-            let via_trait = Flex::unet_conv3d(x.clone(), &prepared, stride, padding);
+            let via_trait = Flex::unet_conv3d(x.clone(), &params, stride, padding);
             let diff = max_abs_diff(via_trait, expected.clone());
             assert!(diff < tolerance, "case {i} via NetworkOps: max diff {diff}");
             // With the panels packed at load time, as the model layers do.
-            prepared.packed = Flex::unet_pack_conv3d(&prepared);
-            assert!(prepared.packed.is_some());
-            let via_trait = Flex::unet_conv3d(x.clone(), &prepared, stride, padding);
-            let diff = max_abs_diff(via_trait, expected.clone());
+            params.packed = Flex::unet_pack_conv3d(&params);
+            assert!(params.packed.is_some());
+            let via_trait = Flex::unet_conv3d(x.clone(), &params, stride, padding);
+            let diff = max_abs_diff(via_trait, expected);
             assert!(diff < tolerance, "case {i} via NetworkOps: max diff {diff}");
-            // The prepared weight is still the same logical tensor for Burn's own ops.
-            let generic_prepared = generic::conv3d(x, &prepared, stride, padding);
-            assert!(max_abs_diff(generic_prepared, expected) < tolerance);
         }
     }
 
