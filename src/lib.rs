@@ -13,6 +13,7 @@ pub mod output;
 pub mod pipeline;
 pub mod predictor;
 pub mod segmenter;
+pub mod timing;
 
 pub use builder::{Device, SegmenterBuilder};
 pub use error::SegmentError;

@@ -115,7 +115,7 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
         Variant::Default
     };
     check_supported(&registry.task(&task_name, variant)?)?;
-    let mut segmenter = builder.build()?;
+    let mut segmenter = crate::timing::stage("set up models", || builder.build())?;
     if let Some(message) = segmenter.task().info_message {
         if !quiet {
             eprintln!("{message}");
@@ -130,7 +130,7 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
     if !quiet && totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder {
         eprintln!("Converting dicom to nifti...");
     }
-    let volume = read_image(&input)?;
+    let volume = crate::timing::stage("read input", || read_image(&input))?;
     if !quiet {
         let [a, b, c] = volume.shape();
         eprintln!(
@@ -139,14 +139,16 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
             volume.spacing
         );
     }
-    let segmentation = segmenter.segment(&volume)?;
+    let segmentation = crate::timing::stage("segment", || segmenter.segment(&volume))?;
     let layout = if args.ml {
         OutputLayout::Multilabel
     } else {
         OutputLayout::PerClass
     };
     if !args.skip_saving {
-        let written = save_segmentation(&segmentation, &output, layout, args.nr_thr_saving.max(1))?;
+        let written = crate::timing::stage("write output", || {
+            save_segmentation(&segmentation, &output, layout, args.nr_thr_saving.max(1))
+        })?;
         let mut written = written;
         let derives = segmenter.task().postprocessing.derived_body_masks;
         if writes_derived_body_masks(&segmentation, derives, layout, args.no_derived_masks) {

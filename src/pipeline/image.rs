@@ -17,6 +17,7 @@ use totalseg_core::statistics::{basic_statistics, ct_to_i16, Statistics, Statist
 use super::models::{ModelProvider, ModelRun};
 use crate::error::SegmentError;
 use crate::predictor::{predict_labels, TileProgress};
+use crate::timing::stage;
 
 /// `nr_voxels_thr` of nnunet.py: above it (and z > 200, multi-model) the image is split.
 const SPLIT_VOXEL_THRESHOLD: usize = 512 * 512 * 900;
@@ -91,7 +92,9 @@ pub fn predict_image(
         };
 
     // 2. Closest canonical.
-    let canonical = as_closest_canonical(cropped.view(), &cropped_affine)?;
+    let canonical = stage("canonical", || {
+        as_closest_canonical(cropped.view(), &cropped_affine)
+    })?;
     let canonical_affine = canonical.affine;
     let canonical_data = canonical.data.into_owned();
     let canonical_shape = dims(&canonical_data.view());
@@ -100,13 +103,15 @@ pub fn predict_image(
     // 3. Resample to the task resolution, int32 cast (untouched when the spacing matches).
     let order = SplineOrder::from_scipy(options.resampling_order)?;
     let (model_input, model_affine) = match run.resolution_mm {
-        Some(resolution) => match change_spacing::<f32, i32>(
-            canonical_data.view(),
-            &canonical_affine,
-            canonical_zooms,
-            SpacingTarget::Spacing(resolution),
-            order,
-        )? {
+        Some(resolution) => match stage("resample to model spacing", || {
+            change_spacing::<f32, i32>(
+                canonical_data.view(),
+                &canonical_affine,
+                canonical_zooms,
+                SpacingTarget::Spacing(resolution),
+                order,
+            )
+        })? {
             Some(r) => (r.data.mapv(|v| v as f32), r.affine),
             None => (canonical_data, canonical_affine),
         },
@@ -131,7 +136,7 @@ pub fn predict_image(
         .map(|&(a, b)| Array3::zeros((shape[0], shape[1], b - a)))
         .collect();
     for (spec, lut) in &run.models {
-        let model = models.model(spec)?;
+        let model = stage("load model", || models.model(spec))?;
         let mut settings = model.settings.clone();
         settings.step_size = run.step_size;
         settings.accumulation = options.accumulation;
@@ -139,13 +144,15 @@ pub fn predict_image(
             let part = model_input.slice(s![.., .., a..b]);
             let input = part.insert_axis(Axis(0));
             let bar = progress(&model.name);
-            let labels = predict_labels(
-                input,
-                model_zooms,
-                &settings,
-                model.network.as_ref(),
-                bar.as_ref(),
-            )?;
+            let labels = stage(&format!("predict {}", model.name), || {
+                predict_labels(
+                    input,
+                    model_zooms,
+                    &settings,
+                    model.network.as_ref(),
+                    bar.as_ref(),
+                )
+            })?;
             Zip::from(merged).and(&labels).for_each(|m, &l| {
                 let mapped = lut.get(l as usize).copied().unwrap_or(0);
                 if mapped != 0 {
@@ -161,7 +168,9 @@ pub fn predict_image(
     };
 
     // 5. Postprocessing at model resolution.
-    postprocess(&mut prediction, run, options, model_zooms);
+    stage("postprocess", || {
+        postprocess(&mut prediction, run, options, model_zooms)
+    });
     let statistics = match &options.low_res_statistics {
         Some((classes, stats_options)) => {
             let ct = model_input.mapv(|v| ct_to_i16(f64::from(v)));
@@ -190,12 +199,14 @@ pub fn predict_image(
 
     // 6. Back: order 0 to the canonical shape, undo canonical, undo crop.
     let back = if run.resolution_mm.is_some() && dims(&prediction.view()) != canonical_shape {
-        change_spacing_labels(
-            prediction.view(),
-            &model_affine,
-            model_zooms,
-            SpacingTarget::Shape(canonical_shape),
-        )?
+        stage("resample labels back", || {
+            change_spacing_labels(
+                prediction.view(),
+                &model_affine,
+                model_zooms,
+                SpacingTarget::Shape(canonical_shape),
+            )
+        })?
         .map(|r| r.data)
         .unwrap_or(prediction)
     } else {

@@ -1,0 +1,28 @@
+//! Opt-in stage timings (`TOTALSEG_TIMINGS=1`): one `[timing]` line on stderr per pipeline
+//! stage, so a slow run (a GPU bench, a huge CT) shows where its time went without a profiler.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Whether `TOTALSEG_TIMINGS` is set to something other than empty or `0`.
+pub fn enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED
+        .get_or_init(|| std::env::var("TOTALSEG_TIMINGS").is_ok_and(|v| !v.is_empty() && v != "0"))
+}
+
+/// Runs `work`, printing `[timing] <stage>: <seconds> s` when timings are enabled.
+///
+/// ```
+/// let sum = totalsegmentator::timing::stage("sum", || 1 + 1);
+/// assert_eq!(sum, 2);
+/// ```
+pub fn stage<T>(name: &str, work: impl FnOnce() -> T) -> T {
+    if !enabled() {
+        return work();
+    }
+    let start = Instant::now();
+    let result = work();
+    eprintln!("[timing] {name}: {:.3} s", start.elapsed().as_secs_f64());
+    result
+}
