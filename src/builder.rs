@@ -281,6 +281,10 @@ fn make_provider(
     batch_size: Option<usize>,
     progress: Box<dyn ProgressSink + Send + Sync>,
 ) -> Result<Arc<dyn ModelProvider + Send + Sync>, SegmentError> {
+    #[cfg(feature = "cuda")]
+    if matches!(device, Device::Gpu(_)) {
+        gpu::configure_kernel_caches(&store.dirs().home.join("kernel-cache"));
+    }
     match decide_device(device, probe_cuda) {
         DeviceDecision::Cpu { fallback } => {
             if let Some(message) = fallback {

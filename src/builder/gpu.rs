@@ -163,6 +163,40 @@ fn probe_cuda_unguarded(index: usize) -> Result<CudaReport, CudaUnusable> {
     Ok(report)
 }
 
+/// Points cubecl's on-disk caches (compiled PTX and autotune results) at `dir`, unless a
+/// `cubecl.toml` or the environment already chose one. Without this the PTX is not cached at all
+/// and the autotune results land in whichever Cargo project the working directory is in, so
+/// every run would compile and tune the network's kernels again (minutes on a fresh machine).
+/// Must run before the first CUDA operation; later calls do nothing.
+#[cfg(feature = "cuda")]
+pub fn configure_kernel_caches(dir: &std::path::Path) {
+    use cubecl::config::cache::CacheConfig;
+    use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            log::warn!(
+                "kernel cache {} not usable ({e}); kernels are compiled every run",
+                dir.display()
+            );
+            return;
+        }
+        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        if config.compilation.cache.is_none() {
+            config.compilation.cache = Some(CacheConfig::File(dir.to_path_buf()));
+        }
+        if matches!(config.autotune.cache, CacheConfig::Target) {
+            config.autotune.cache = CacheConfig::File(dir.to_path_buf());
+        }
+        // `set` panics when cubecl has read its configuration already (a second Segmenter in
+        // the same process): the first one's caches stay.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let _ = std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config));
+        std::panic::set_hook(hook);
+    });
+}
+
 /// The probe of a build without the `cuda` feature.
 #[cfg(not(feature = "cuda"))]
 pub fn probe_cuda(_index: usize) -> Result<CudaReport, CudaUnusable> {
