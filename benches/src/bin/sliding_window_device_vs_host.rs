@@ -11,9 +11,15 @@
 //! ```text
 //! cargo run --release -p totalseg-benches --bin sliding_window_device_vs_host [-- --repeats N]
 //! ```
+//!
+//! Built with `--features cuda`, `--backend cuda` runs the device path on burn-cuda instead and
+//! checks it against the host accumulator for all three accumulation arithmetics (fp16 sums,
+//! the autocast variant, f32): this is how the GPU's sums are checked bit for bit against the
+//! host's (a compiler contracting `sum + tile * g` into one FMA would show here).
 
 use std::time::Instant;
 
+use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use burn_flex::{Flex, FlexDevice};
 use ndarray::{Array4, Array5, ArrayView5, Axis};
@@ -51,7 +57,7 @@ impl TileNetwork for Scaled {
     }
 }
 
-impl DeviceForward<Flex> for Scaled {
+impl<B: Backend> DeviceForward<B> for Scaled {
     fn num_classes(&self) -> usize {
         CLASSES
     }
@@ -61,11 +67,11 @@ impl DeviceForward<Flex> for Scaled {
     fn batch_size(&self) -> usize {
         1
     }
-    fn forward(&self, _: usize, tiles: Tensor<Flex, 5>) -> Result<Tensor<Flex, 5>, SegmentError> {
+    fn forward(&self, _: usize, tiles: Tensor<B, 5>) -> Result<Tensor<B, 5>, SegmentError> {
         let scales: Vec<f32> = (0..CLASSES)
             .map(|k| (k + 1) as f32 / CLASSES as f32)
             .collect();
-        let scales = Tensor::<Flex, 1>::from_floats(scales.as_slice(), &FlexDevice)
+        let scales = Tensor::<B, 1>::from_floats(scales.as_slice(), &tiles.device())
             .reshape([1, CLASSES, 1, 1, 1]);
         Ok(tiles.mul(scales))
     }
@@ -73,70 +79,104 @@ impl DeviceForward<Flex> for Scaled {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let repeats: usize = args
-        .iter()
-        .position(|a| a == "--repeats")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let repeats: usize = value("--repeats").and_then(|v| v.parse().ok()).unwrap_or(3);
+    match value("--backend").as_deref().unwrap_or("flex") {
+        "flex" => compare::<Flex>(&FlexDevice, "Flex", &[AccumulationPrecision::Fp16], repeats),
+        #[cfg(feature = "cuda")]
+        "cuda" => compare::<burn_cuda::Cuda>(
+            &burn_cuda::CudaDevice { index: 0 },
+            "CUDA",
+            &[
+                AccumulationPrecision::Fp16,
+                AccumulationPrecision::Fp16Autocast,
+                AccumulationPrecision::Fp32,
+            ],
+            repeats,
+        ),
+        other => Err(format!("unknown or not built --backend {other}").into()),
+    }
+}
+
+/// Times both paths for each arithmetic and reports whether their logits agree bit for bit.
+fn compare<B: Backend>(
+    device: &B::Device,
+    backend: &str,
+    arithmetics: &[AccumulationPrecision],
+    repeats: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let shape = (1, 200, 160, 160);
     let image = Array4::from_shape_fn(shape, |(_, i, j, k)| {
         ((i as f32 * 0.1).sin() + (j as f32 * 0.07).cos() * (k as f32 * 0.05).sin()) * 3.0
     });
-    let settings = PredictorSettings {
-        patch_size: [128, 128, 128],
-        spacing: [1.5; 3],
-        transpose_forward: [0, 1, 2],
-        transpose_backward: [0, 1, 2],
-        channels: vec![ChannelNormalization {
-            scheme: NormalizationScheme::ZScore,
-            properties: None,
-            use_mask_for_norm: false,
-        }],
-        step_size: 0.5,
-        accumulation: AccumulationPrecision::Fp16,
-        data_resampling: NnunetResampling::default(),
-        probabilities_resampling: NnunetResampling::default(),
-    };
-    let mut best_host = f64::MAX;
-    let mut best_device = f64::MAX;
-    let mut host_logits = None;
-    let mut device_logits = None;
-    for _ in 0..repeats {
-        let start = Instant::now();
-        let logits = predict_logits(image.view(), &settings, &Scaled, &NoTileProgress)?;
-        best_host = best_host.min(start.elapsed().as_secs_f64());
-        host_logits = Some(logits);
+    for &accumulation in arithmetics {
+        let settings = PredictorSettings {
+            patch_size: [128, 128, 128],
+            spacing: [1.5; 3],
+            transpose_forward: [0, 1, 2],
+            transpose_backward: [0, 1, 2],
+            channels: vec![ChannelNormalization {
+                scheme: NormalizationScheme::ZScore,
+                properties: None,
+                use_mask_for_norm: false,
+            }],
+            step_size: 0.5,
+            accumulation,
+            data_resampling: NnunetResampling::default(),
+            probabilities_resampling: NnunetResampling::default(),
+        };
+        let mut best_host = f64::MAX;
+        let mut best_device = f64::MAX;
+        let mut host_logits = None;
+        let mut device_logits = None;
+        for _ in 0..repeats {
+            let start = Instant::now();
+            let logits = predict_logits(image.view(), &settings, &Scaled, &NoTileProgress)?;
+            best_host = best_host.min(start.elapsed().as_secs_f64());
+            host_logits = Some(logits);
 
-        let start = Instant::now();
-        let logits = fold_averaged_logits_on_device::<Flex, _>(
-            &Scaled,
-            &FlexDevice,
-            image.view(),
-            &settings,
-            AccumulationPrecision::Fp16,
-            &NoTileProgress,
-        )?;
-        let logits = logits_to_host(logits)?;
-        best_device = best_device.min(start.elapsed().as_secs_f64());
-        device_logits = Some(logits);
+            let start = Instant::now();
+            let logits = fold_averaged_logits_on_device::<B, _>(
+                &Scaled,
+                device,
+                image.view(),
+                &settings,
+                accumulation,
+                &NoTileProgress,
+            )?;
+            let logits = logits_to_host(logits)?;
+            best_device = best_device.min(start.elapsed().as_secs_f64());
+            device_logits = Some(logits);
+        }
+        let (differing, max_diff) = match (&host_logits, &device_logits) {
+            (Some(a), Some(b)) if a.shape() == b.shape() => {
+                a.iter()
+                    .zip(b.iter())
+                    .fold((0usize, 0.0f32), |(n, m), (x, y)| {
+                        (
+                            n + usize::from(x.to_bits() != y.to_bits()),
+                            m.max((x - y).abs()),
+                        )
+                    })
+            }
+            _ => (usize::MAX, f32::NAN),
+        };
+        println!(
+            "sliding window, {CLASSES} classes, image {:?}, patch 128^3, {accumulation:?} sums, best of {repeats}:",
+            &image.shape()[1..]
+        );
+        println!("  host accumulator (rayon): {best_host:.2} s");
+        println!("  device path on {backend}: {best_device:.2} s");
+        println!(
+            "  device/host: {:.2}x; outputs bit-identical: {} ({differing} logits differ, max |diff| {max_diff})",
+            best_device / best_host,
+            differing == 0
+        );
     }
-    let identical = match (&host_logits, &device_logits) {
-        (Some(a), Some(b)) => a
-            .iter()
-            .zip(b.iter())
-            .all(|(x, y)| x.to_bits() == y.to_bits()),
-        _ => false,
-    };
-    println!(
-        "sliding window, {CLASSES} classes, image {:?}, patch 128^3, fp16 sums, best of {repeats}:",
-        &image.shape()[1..]
-    );
-    println!("  host accumulator (rayon): {best_host:.2} s");
-    println!("  device path on Flex:      {best_device:.2} s");
-    println!(
-        "  device/host: {:.2}x; outputs bit-identical: {identical}",
-        best_device / best_host
-    );
     Ok(())
 }
