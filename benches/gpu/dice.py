@@ -2,8 +2,9 @@
 
     python3 benches/gpu/dice.py OURS.nii.gz OFFICIAL.nii.gz
 
-Prints one line: `dice mean=<m> worst=<w> (label <l>: <a> vs <b> voxels) classes=<n> differing_voxels=<d>`
-and also checks shape, affine and dtype agree (printed as `geometry ok` or what differs).
+Prints `geometry ok` (or what differs of shape, affine and dtype), one line per map with its labels
+and background fraction, then `dice mean=<m> worst=<w> (label <l>: <a> vs <b> voxels) classes=<n>
+differing_voxels=<d>`.
 """
 import sys
 
@@ -12,14 +13,20 @@ import numpy as np
 
 
 def dice_per_class(ours: np.ndarray, official: np.ndarray) -> dict:
-    labels = np.union1d(np.unique(ours), np.unique(official))
+    """{label: (dice, voxels in ours, voxels in official)} from one confusion matrix (a bincount
+    of the label pairs: one pass over the volume instead of two comparisons per class)."""
+    ours = ours.astype(np.int64).ravel()
+    official = official.astype(np.int64).ravel()
+    k = int(max(ours.max(initial=0), official.max(initial=0))) + 1
+    confusion = np.bincount(ours * k + official, minlength=k * k).reshape(k, k)
+    in_ours = confusion.sum(axis=1)
+    in_official = confusion.sum(axis=0)
     result = {}
-    for label in labels[labels != 0]:
-        a = ours == label
-        b = official == label
-        inter = np.count_nonzero(a & b)
-        total = np.count_nonzero(a) + np.count_nonzero(b)
-        result[int(label)] = (2.0 * inter / total if total else 1.0, int(a.sum()), int(b.sum()))
+    for label in range(1, k):
+        total = int(in_ours[label] + in_official[label])
+        if total:
+            result[label] = (2.0 * int(confusion[label, label]) / total, int(in_ours[label]),
+                             int(in_official[label]))
     return result
 
 
@@ -38,6 +45,11 @@ def main() -> None:
     if ours.dtype != official.dtype:
         problems.append(f"dtype ours {ours.dtype} official {official.dtype}")
     print("geometry ok" if not problems else "geometry: " + "; ".join(problems))
+    # What each map holds: tells an all-background or shifted-label output from a noisy one.
+    for name, labels in (("ours", ours), ("official", official)):
+        present = np.unique(labels)
+        print(f"{name}: {len(present)} labels {int(present.min())}..{int(present.max())}, "
+              f"background {np.count_nonzero(labels == 0) / labels.size:.4f}")
     dice = dice_per_class(ours, official)
     if not dice:
         print("dice mean=1.0 worst=1.0 classes=0 (both empty)")

@@ -3,6 +3,9 @@
 # build machine, before a GPU session):
 #   .gpu-bench/totalseg.xz       our release binary built with --features cuda, stripped, xz
 #                                (~8 MB instead of ~300 MB; run.sh unpacks it with Python's lzma)
+#   .gpu-bench/sliding_window_device_vs_host.xz, network_device_vs_cpu.xz
+#                                the bench binaries checking the device sums and the network's
+#                                operators on CUDA, likewise
 #   .gpu-bench/wheels/*.whl      the pure-Python packages the GPU machine lacks, at the versions
 #                                installed here (the ones the parity fixtures were made with)
 #   .gpu-bench/example_ct.nii.gz the shared example CT (an input; never committed)
@@ -34,12 +37,25 @@ mkdir -p "$CARRIED/wheels"
 # Ignored locally (not through .gitignore, which other benches do not need).
 grep -qxF '/.gpu-bench/' .git/info/exclude 2>/dev/null || echo '/.gpu-bench/' >> .git/info/exclude
 
+# cudarc binds the CUDA API of the toolkit it finds at build time, else the newest it knows
+# (13.4 for cudarc 0.19). The GPU machines' driver (580) is CUDA 13.0: bind that API, so no
+# entry point newer than the driver is ever looked up.
+export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
+pack() {  # strip and xz-compress a release binary into .gpu-bench/
+  strip --strip-all -o "$CARRIED/$1" "$TARGET/release/$1"
+  python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.compress(open(sys.argv[1], 'rb').read(), preset=6))" \
+    "$CARRIED/$1" "$CARRIED/$1.xz"
+  rm "$CARRIED/$1"
+}
 if [ "$SKIP_BUILD" = 0 ] || [ ! -f "$CARRIED/totalseg.xz" ]; then
   CARGO_TARGET_DIR="$TARGET" cargo build --release --features cuda --bin totalseg
-  strip --strip-all -o "$CARRIED/totalseg" "$TARGET/release/totalseg"
-  python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.compress(open(sys.argv[1], 'rb').read(), preset=6))" \
-    "$CARRIED/totalseg" "$CARRIED/totalseg.xz"
-  rm "$CARRIED/totalseg"
+  pack totalseg
+  # The device sliding window on CUDA against the host accumulator (run.sh runs it first).
+  # The device sliding window and the network's operators on CUDA against the CPU.
+  CARGO_TARGET_DIR="$TARGET" cargo build --release -p totalseg-benches --features cuda \
+    --bin sliding_window_device_vs_host --bin network_device_vs_cpu
+  pack sliding_window_device_vs_host
+  pack network_device_vs_cpu
 fi
 cp "$EXAMPLES/example_ct.nii.gz" "$CARRIED/example_ct.nii.gz"
 

@@ -13,12 +13,32 @@
 #               input with --fast only (the part that can be checked without a GPU).
 #   --quick     only example_ct.nii.gz (skip the ~460x380x340 input).
 #
-# Cases (GPU): `total` (5 parts 291-295, 1.5 mm) and `total --fast` (297, 3 mm), each on the
-# upsampled CT (0.8x0.8x1.0 mm, ~458x379x336) and on example_ct.nii.gz. For every run it prints
+# Order (GPU): the official tool first, alone on the machine, on every case. Then our cold runs:
+# on its first GPU run our binary compiles (NVRTC, one thread) and autotunes Burn's kernels into
+# <home>/kernel-cache, which takes minutes once per machine; each variant does this on the small
+# input in its own home, in parallel with each other and with the network check
+# (network_device_vs_cpu: every operator and a full-width network on CUDA against the CPU in
+# f32). Last, our measured (warm) runs on every case, with the ratio and the Dice against the
+# official output; their fresh homes keep only kernel-cache, so the .pth conversion is timed.
+# GPU utilisation, GPU memory and our processes' CPU use are sampled every 5 s into
+# $OUT/monitor.log; cubecl's autotune choices go to $OUT/autotune.log; the kernel caches come
+# back as $OUT/kernel-cache.tar.xz (carry it as .gpu-bench/kernel-cache.tar.xz to skip the cold
+# runs' work on the same kind of GPU).
+#
+# Env: GPU_BENCH_RUN_TIMEOUT (s per tool run, default 120), GPU_BENCH_COLD_TIMEOUT (s for the
+# cold runs, default 330), GPU_BENCH_DEADLINE_S (no warm run starts after this many seconds,
+# default 480), GPU_BENCH_CASES (default "total large;fast small"), GPU_BENCH_SKIP_SWCHECK=1,
+# GPU_BENCH_SKIP_NETCHECK=1, GPU_BENCH_WORK, GPU_BENCH_CARRIED.
+#
+# Cases (GPU): `total` (5 parts 291-295, 1.5 mm) on the upsampled CT (0.8x0.8x1.0 mm,
+# ~458x379x336) and `total --fast` (297, 3 mm) on example_ct.nii.gz. For every run it prints
 #   RESULT <tool>/<case> wall_s=.. peak_rss_mib=.. peak_gpu_mib=.. rc=..
 # then per case the ratio official/ours and the per-class Dice of ours against the official
-# output. Budget: under 8 minutes on an H100 (model generation ~1 min, official `total` on the
-# large input ~1-2 min, ours less).
+# output. Budget: under 10 minutes on an H200 (setup 45 s, official `total` on the large input
+# 140 s, cold runs up to GPU_BENCH_COLD_TIMEOUT, warm runs ~1 min).
+#
+# Our runs print their stage timings (TOTALSEG_TIMINGS=1). Everything printed is also kept in
+# $OUT/bench.log.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -33,11 +53,12 @@ for arg in "$@"; do
 done
 CARRIED=${GPU_BENCH_CARRIED:-$REPO/.gpu-bench}
 # Each tool run is cut off after this many seconds so the whole script stays inside 8 minutes.
-if [ "$CPU_ONLY" = 1 ]; then RUN_TIMEOUT=${GPU_BENCH_RUN_TIMEOUT:-900}; else RUN_TIMEOUT=${GPU_BENCH_RUN_TIMEOUT:-150}; fi
+if [ "$CPU_ONLY" = 1 ]; then RUN_TIMEOUT=${GPU_BENCH_RUN_TIMEOUT:-900}; else RUN_TIMEOUT=${GPU_BENCH_RUN_TIMEOUT:-120}; fi
 export PYTHONUNBUFFERED=1
 WORK=${GPU_BENCH_WORK:-/tmp/totalseg-gpu-bench}
 OUT_DIR=${OUT:-$WORK/out}
 mkdir -p "$WORK" "$OUT_DIR"
+exec > >(tee -a "$OUT_DIR/bench.log") 2>&1
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
 # 1. Python packages: the carried wheels (pure Python), then stubs for the binary modules the
@@ -54,11 +75,15 @@ TOTALSEG_PY=(python3 -c "import sys; sys.argv[0]='TotalSegmentator'; from totals
 # burn-cuda compiles its kernels with NVRTC: make the toolkit's or the pip wheel's library findable.
 for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
     $(python3 -c "import nvidia, os; [print(os.path.join(p, d, 'lib')) for p in nvidia.__path__ for d in os.listdir(p)]" 2>/dev/null); do
+  # Appended: the toolkit's NVRTC (same CUDA version as the driver) is found before a pip
+  # wheel's, which may be newer than the driver and emit PTX it cannot load.
   if ls "$dir"/libnvrtc.so* >/dev/null 2>&1; then
-    export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir"
   fi
 done
 [ "$CPU_ONLY" = 1 ] || nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpu', torch.cuda.is_available())"
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
 
 # 2. Models (seeded, full widths) and inputs.
 WEIGHTS="$WORK/weights"
@@ -72,62 +97,142 @@ if [ "$QUICK" = 0 ] && [ "$CPU_ONLY" = 0 ]; then
   [ -f "$LARGE" ] || python3 benches/gpu/make_input.py "$SMALL" "$LARGE" 0.8 0.8 1.0 || exit 1
   INPUTS=(large small)
 fi
+export RUST_BACKTRACE=1 TOTALSEG_TIMINGS=1
 input_path() { if [ "$1" = large ]; then echo "$LARGE"; else echo "$SMALL"; fi; }
 
-# 3. The two tools, one after the other, each with a fresh home (ours converts the .pth files
-#    at start-up, so the conversion is timed too; the official tool reads them directly).
+# 3. Binaries.
+unpack() {  # .gpu-bench/NAME.xz -> $WORK/NAME
+  python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.decompress(open(sys.argv[1], 'rb').read()))" \
+    "$CARRIED/$1.xz" "$WORK/$1" && chmod +x "$WORK/$1"
+}
 BIN="$WORK/totalseg"
-python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.decompress(open(sys.argv[1], 'rb').read()))" \
-  "$CARRIED/totalseg.xz" "$BIN" && chmod +x "$BIN" || { echo "no $CARRIED/totalseg.xz (benches/gpu/prepare.sh)" >&2; exit 1; }
+unpack totalseg || { echo "no $CARRIED/totalseg.xz (benches/gpu/prepare.sh)" >&2; exit 1; }
 if [ "$CPU_ONLY" = 1 ]; then DEVICE=cpu; else DEVICE=gpu; fi
-if [ "$CPU_ONLY" = 1 ]; then VARIANTS=(fast); else VARIANTS=(total fast); fi
+if [ "$CPU_ONLY" = 0 ] && [ -z "${GPU_BENCH_SKIP_SWCHECK:-}" ] && unpack sliding_window_device_vs_host 2>/dev/null; then
+  log "device sliding window on CUDA against the host accumulator"
+  timeout 90 "$WORK/sliding_window_device_vs_host" --backend cuda --repeats 2 2>&1 | tail -20
+fi
+if [ -n "${GPU_BENCH_CASES:-}" ]; then
+  IFS=';' read -r -a CASES <<< "$GPU_BENCH_CASES"
+elif [ "$CPU_ONLY" = 1 ]; then
+  CASES=("fast small")
+elif [ "$QUICK" = 1 ]; then
+  CASES=("total small" "fast small")
+else
+  CASES=("total large" "fast small")
+fi
+RESULTS="$WORK/outputs"
+mkdir -p "$RESULTS"
+declare -A WALL
+# Sets flags, in, ours_out, official_out for "variant input".
+case_vars() {
+  read -r variant input <<< "$1"
+  case_name="$variant/$input"
+  flags=(--ml)
+  [ "$variant" = fast ] && flags+=(--fast)
+  in=$(input_path "$input")
+  ours_out="$RESULTS/ours_${variant}_${input}.nii.gz"
+  official_out="$RESULTS/official_${variant}_${input}.nii.gz"
+}
 official_home() {
   local home="$1"
   rm -rf "$home"; mkdir -p "$home"
   echo '{"totalseg_id": "totalseg_BENCH", "send_usage_stats": false, "prediction_counter": 0, "statistics_disclaimer_shown": true}' > "$home/config.json"
 }
-declare -A WALL
-for input in "${INPUTS[@]}"; do
-  for variant in "${VARIANTS[@]}"; do
-    case_name="$variant/$input"
-    # Stay inside the device budget: later (smaller) cases are dropped, never the running one.
-    if [ "$SECONDS" -gt "${GPU_BENCH_DEADLINE_S:-420}" ]; then
-      echo "SKIPPED $case_name: ${SECONDS} s elapsed (GPU_BENCH_DEADLINE_S)"
-      continue
-    fi
-    flags=(--ml)
-    [ "$variant" = fast ] && flags+=(--fast)
-    in=$(input_path "$input")
-    ours_out="$OUT_DIR/ours_${variant}_${input}.nii.gz"
-    official_out="$OUT_DIR/official_${variant}_${input}.nii.gz"
+# Our binary in a fresh home per variant that keeps only its kernel caches (the .pth conversion
+# is timed every run); run from $WORK so that $WORK/cubecl.toml (autotune log) applies.
+run_ours() {
+  local label="$1" limit="$2" home="$WORK/home_ours_$variant" logfile="$3"
+  mkdir -p "$home"
+  find "$home" -mindepth 1 -maxdepth 1 ! -name kernel-cache -exec rm -rf {} +
+  (cd "$WORK" && TOTALSEG_HOME_DIR="$home" python3 "$REPO/benches/gpu/timed.py" "$label" -- \
+    timeout "$limit" "$BIN" -i "$in" -o "$ours_out" "${flags[@]}" -d "$DEVICE" --offline -q --weights-dir "$WEIGHTS") \
+    > "$logfile" 2>&1
+}
+if [ "$CPU_ONLY" = 0 ]; then
+  printf '[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' "$OUT_DIR/autotune.log" > "$WORK/cubecl.toml"
+  # Sampler: GPU utilisation and memory, our processes' CPU and RSS.
+  (while true; do
+     echo "$(date +%H:%M:%S) gpu $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader | tr '\n' ' ') ours $(ps -C totalseg,network_device_vs_cpu -o %cpu=,rss= | tr '\n' ' ')"
+     sleep 5
+   done > "$OUT_DIR/monitor.log" 2>&1) &
+  MONITOR=$!
+  trap 'kill $MONITOR 2>/dev/null' EXIT
+fi
 
-    log "ours: $case_name"
-    rm -rf "$WORK/home_ours"; mkdir -p "$WORK/home_ours"
-    TOTALSEG_HOME_DIR="$WORK/home_ours" python3 benches/gpu/timed.py "ours/$case_name" -- \
-      timeout "$RUN_TIMEOUT" "$BIN" -i "$in" -o "$ours_out" "${flags[@]}" -d "$DEVICE" --offline -q --weights-dir "$WEIGHTS" \
-      2>&1 | tee "$WORK/ours.log" | grep -E "^RESULT|warn|error|Error" 
-    WALL["ours/$case_name"]=$(grep -o "wall_s=[0-9.]*" "$WORK/ours.log" | tail -1 | cut -d= -f2)
-
-    log "official: $case_name"
-    official_home "$WORK/home_official"
-    TOTALSEG_HOME_DIR="$WORK/home_official" TOTALSEG_WEIGHTS_PATH="$WEIGHTS" \
-      python3 benches/gpu/timed.py "official/$case_name" -- \
-      timeout "$RUN_TIMEOUT" "${TOTALSEG_PY[@]}" -i "$in" -o "$official_out" "${flags[@]}" -d "$DEVICE" \
-      > "$WORK/official.log" 2>&1
-    grep -E "^RESULT" "$WORK/official.log"
-    grep -iE "error|Traceback" "$WORK/official.log" | head -5
-    WALL["official/$case_name"]=$(grep -o "wall_s=[0-9.]*" "$WORK/official.log" | tail -1 | cut -d= -f2)
-
-    ours_s=${WALL["ours/$case_name"]:-}
-    official_s=${WALL["official/$case_name"]:-}
-    if [ -n "$ours_s" ] && [ -n "$official_s" ]; then
-      python3 -c "print(f'RATIO $case_name official/ours = {$official_s / $ours_s:.2f}x')"
-    fi
-    if [ -f "$ours_out" ] && [ -f "$official_out" ]; then
-      echo "DICE $case_name $(python3 benches/gpu/dice.py "$ours_out" "$official_out" | tr '\n' ' ')"
-    else
-      echo "DICE $case_name: missing output"
-    fi
-  done
+# 4. The official tool, alone on the machine: its timings are the reference.
+for case in "${CASES[@]}"; do
+  case_vars "$case"
+  log "official: $case_name"
+  official_home "$WORK/home_official"
+  TOTALSEG_HOME_DIR="$WORK/home_official" TOTALSEG_WEIGHTS_PATH="$WEIGHTS" \
+    python3 benches/gpu/timed.py "official/$case_name" -- \
+    timeout "$RUN_TIMEOUT" "${TOTALSEG_PY[@]}" -i "$in" -o "$official_out" "${flags[@]}" -d "$DEVICE" \
+    > "$WORK/official.log" 2>&1
+  # Its own step timings and the result line (progress bars dropped).
+  tr '\r' '\n' < "$WORK/official.log" | grep -vE "it/s\]|s/it\]|^\s*$" | tail -n 15
+  WALL["official/$case_name"]=$(grep -o "wall_s=[0-9.]*" "$WORK/official.log" | tail -1 | cut -d= -f2)
 done
+
+# 5. GPU: cold runs. A variant's first run compiles (NVRTC, one thread) and autotunes its kernels
+#    into <home>/kernel-cache: minutes, once per machine. The variants and the network check do
+#    this in parallel on the small input (tuning is per shape, not per image), each in its own
+#    home. A kernel-cache.tar.xz carried from an earlier session on the same kind of GPU is
+#    unpacked first and makes these runs warm.
+if [ "$CPU_ONLY" = 0 ]; then
+  [ -f "$CARRIED/kernel-cache.tar.xz" ] && tar -xJf "$CARRIED/kernel-cache.tar.xz" -C "$WORK" && log "unpacked carried kernel caches"
+  declare -A COLD
+  for case in "${CASES[@]}"; do
+    case_vars "$case"
+    [ -n "${COLD[$variant]:-}" ] && continue
+    COLD[$variant]=1
+    in=$SMALL
+    ours_out="$RESULTS/cold_${variant}.nii.gz"
+    log "ours-cold/$variant/small (background)"
+    run_ours "ours-cold/$variant/small" "${GPU_BENCH_COLD_TIMEOUT:-330}" "$WORK/cold_$variant.log" &
+  done
+  if [ -z "${GPU_BENCH_SKIP_NETCHECK:-}" ] && unpack network_device_vs_cpu 2>/dev/null; then
+    log "network check (background)"
+    (cd "$WORK" && timeout "${GPU_BENCH_COLD_TIMEOUT:-330}" "$WORK/network_device_vs_cpu" --backend cuda \
+      --kernel-cache "$WORK/netcheck-cache" > "$WORK/netcheck.log" 2>&1) &
+  fi
+  wait_start=$SECONDS
+  while [ -n "$(jobs -rp | grep -v "^$MONITOR$")" ]; do sleep 2; done
+  log "cold runs done after $((SECONDS - wait_start)) s"
+  for variant in "${!COLD[@]}"; do
+    tail -n 25 "$WORK/cold_$variant.log"
+    echo "kernel-cache $variant: $(du -sh "$WORK/home_ours_$variant/kernel-cache" 2>/dev/null | cut -f1)"
+  done
+  [ -f "$WORK/netcheck.log" ] && tail -n 30 "$WORK/netcheck.log"
+fi
+
+# 6. Ours, warm, on every case; the ratio and Dice against the official output.
+for case in "${CASES[@]}"; do
+  case_vars "$case"
+  if [ "$SECONDS" -gt "${GPU_BENCH_DEADLINE_S:-480}" ]; then
+    echo "SKIPPED ours/$case_name: ${SECONDS} s elapsed (GPU_BENCH_DEADLINE_S)"
+    continue
+  fi
+  log "ours: $case_name"
+  run_ours "ours/$case_name" "$RUN_TIMEOUT" "$WORK/ours.log"
+  tail -n 30 "$WORK/ours.log"
+  WALL["ours/$case_name"]=$(grep -o "wall_s=[0-9.]*" "$WORK/ours.log" | tail -1 | cut -d= -f2)
+  ours_s=${WALL["ours/$case_name"]:-}
+  official_s=${WALL["official/$case_name"]:-}
+  if [ -n "$ours_s" ] && [ -n "$official_s" ]; then
+    python3 -c "print(f'RATIO $case_name official/ours = {$official_s / $ours_s:.2f}x')"
+  fi
+  if [ -f "$ours_out" ] && [ -f "$official_out" ]; then
+    echo "DICE $case_name $(python3 benches/gpu/dice.py "$ours_out" "$official_out" | tr '\n' ' ')"
+  else
+    echo "DICE $case_name: missing output"
+  fi
+done
+# Back here: the small outputs ($OUT holds at most 8 files) and the kernel caches, for the next
+# session on this kind of GPU (copy to .gpu-bench/kernel-cache.tar.xz).
+cp "$RESULTS"/*_small.nii.gz "$OUT_DIR"/ 2>/dev/null
+if [ "$CPU_ONLY" = 0 ]; then
+  (cd "$WORK" && tar -cJf "$OUT_DIR/kernel-cache.tar.xz" home_ours_*/kernel-cache 2>/dev/null) \
+    && echo "kernel caches: $(du -h "$OUT_DIR/kernel-cache.tar.xz" | cut -f1)"
+fi
 log "done"
