@@ -281,9 +281,10 @@ fn make_provider(
     batch_size: Option<usize>,
     progress: Box<dyn ProgressSink + Send + Sync>,
 ) -> Result<Arc<dyn ModelProvider + Send + Sync>, SegmentError> {
+    let kernel_cache = store.dirs().home.join("kernel-cache");
     #[cfg(feature = "cuda")]
     if matches!(device, Device::Gpu(_)) {
-        gpu::configure_kernel_caches(&store.dirs().home.join("kernel-cache"));
+        gpu::configure_kernel_caches(&kernel_cache);
     }
     match decide_device(device, probe_cuda) {
         DeviceDecision::Cpu { fallback } => {
@@ -299,6 +300,13 @@ fn make_provider(
             )))
         }
         DeviceDecision::Cuda { index, free_bytes } => {
+            if gpu::kernel_cache_is_empty(&kernel_cache) {
+                log::warn!(
+                    "first GPU run with the kernel cache {}: the GPU kernels are compiled and \
+                     tuned now (minutes, once per machine)",
+                    kernel_cache.display()
+                );
+            }
             cuda_provider(index, free_bytes, precision, store, batch_size, progress)
         }
     }

@@ -167,20 +167,14 @@ fn probe_cuda_unguarded(index: usize) -> Result<CudaReport, CudaUnusable> {
 /// `cubecl.toml` or the environment already chose one. Without this the PTX is not cached at all
 /// and the autotune results land in whichever Cargo project the working directory is in, so
 /// every run would compile and tune the network's kernels again (minutes on a fresh machine).
-/// Must run before the first CUDA operation; later calls do nothing.
+/// cubecl creates the folder when it first writes. Must run before the first CUDA operation
+/// (the probe's included); later calls do nothing.
 #[cfg(feature = "cuda")]
 pub fn configure_kernel_caches(dir: &std::path::Path) {
     use cubecl::config::cache::CacheConfig;
     use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            log::warn!(
-                "kernel cache {} not usable ({e}); kernels are compiled every run",
-                dir.display()
-            );
-            return;
-        }
         let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
         if config.compilation.cache.is_none() {
             config.compilation.cache = Some(CacheConfig::File(dir.to_path_buf()));
@@ -195,6 +189,12 @@ pub fn configure_kernel_caches(dir: &std::path::Path) {
         let _ = std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config));
         std::panic::set_hook(hook);
     });
+}
+
+/// Whether `dir` holds no kernel cache yet (missing or empty): the run about to start will
+/// compile and tune every kernel, which took minutes on one CPU core on an H200.
+pub fn kernel_cache_is_empty(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }
 
 /// The probe of a build without the `cuda` feature.
@@ -214,6 +214,17 @@ mod tests {
                 total_bytes: 80 << 30,
             })
         }
+    }
+
+    #[test]
+    fn a_missing_or_empty_kernel_cache_is_empty() {
+        let dir = std::env::temp_dir().join(format!("totalseg-kcache-{}", std::process::id()));
+        assert!(kernel_cache_is_empty(&dir));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        assert!(kernel_cache_is_empty(&dir));
+        std::fs::write(dir.join("ptx"), b"x").expect("temp file");
+        assert!(!kernel_cache_is_empty(&dir));
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

@@ -15,22 +15,26 @@
 //! Built with `--features cuda`, `--backend cuda` runs the device path on burn-cuda instead and
 //! checks it against the host accumulator for all three accumulation arithmetics (fp16 sums,
 //! the autocast variant, f32): this is how the GPU's sums are checked bit for bit against the
-//! host's (a compiler contracting `sum + tile * g` into one FMA would show here).
+//! host's (a compiler contracting `sum + tile * g` into one FMA would show here). It then checks
+//! the device argmax (`argmax_on_device` + `labels_to_host`, which the sums above do not reach)
+//! against the host's `argmax_channels` on fp16 logits with many ties, for 25 and 118 classes.
 
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::{DType, TensorData};
 use burn_flex::{Flex, FlexDevice};
 use ndarray::{Array4, Array5, ArrayView5, Axis};
 use totalseg_core::normalize::NormalizationScheme;
 use totalseg_core::resample::NnunetResampling;
 use totalseg_core::sliding_window::AccumulationPrecision;
 use totalsegmentator::predictor::device::{
-    fold_averaged_logits_on_device, logits_to_host, DeviceForward,
+    argmax_on_device, fold_averaged_logits_on_device, labels_to_host, logits_to_host, DeviceForward,
 };
 use totalsegmentator::predictor::{
-    predict_logits, ChannelNormalization, NoTileProgress, PredictorSettings, TileNetwork,
+    argmax_channels, predict_logits, ChannelNormalization, NoTileProgress, PredictorSettings,
+    TileNetwork,
 };
 use totalsegmentator::SegmentError;
 
@@ -178,5 +182,64 @@ fn compare<B: Backend>(
             differing == 0
         );
     }
+    for classes in [25, 118] {
+        check_argmax::<B>(device, backend, classes)?;
+    }
+    Ok(())
+}
+
+/// Device argmax against the host's on `[classes, 48, 40, 32]` logits: a few values each
+/// (multiples of 1/8, exact in fp16), so ties are frequent and must go to the lowest class. Also
+/// on a spatially cropped view of them, as the sliding window hands over its padded sums.
+fn check_argmax<B: Backend>(
+    device: &B::Device,
+    backend: &str,
+    classes: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let shape = (classes, 48, 40, 32);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ classes as u64;
+    let logits = Array4::from_shape_simple_fn(shape, || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 59) as f32 - 16.0) / 8.0
+    });
+    let values: Vec<f32> = logits.iter().copied().collect();
+    let crop = [3..45, 2..39, 5..30];
+    let mut report = Vec::new();
+    for dtype in [DType::F16, DType::F32] {
+        for cropped in [false, true] {
+            let tensor = Tensor::<B, 4>::from_data(
+                TensorData::new(values.clone(), [shape.0, shape.1, shape.2, shape.3]),
+                device,
+            )
+            .cast(dtype);
+            let (tensor, expected) = if cropped {
+                let [a, b, c] = crop.clone();
+                (
+                    tensor.slice([0..classes, a.clone(), b.clone(), c.clone()]),
+                    argmax_channels(logits.slice(ndarray::s![.., a, b, c])),
+                )
+            } else {
+                (tensor, argmax_channels(logits.view()))
+            };
+            let labels = labels_to_host(argmax_on_device(tensor))?;
+            let differing = if labels.shape() == expected.shape() {
+                labels
+                    .iter()
+                    .zip(expected.iter())
+                    .filter(|(a, b)| a != b)
+                    .count()
+            } else {
+                usize::MAX
+            };
+            let what = if cropped { "cropped" } else { "whole" };
+            report.push(format!("{dtype:?} {what} {differing}/{}", expected.len()));
+        }
+    }
+    println!(
+        "argmax on {backend}, {classes} classes: labels differing from the host's: {}",
+        report.join(", ")
+    );
     Ok(())
 }
