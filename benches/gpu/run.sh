@@ -110,7 +110,7 @@ unpack totalseg || { echo "no $CARRIED/totalseg.xz (benches/gpu/prepare.sh)" >&2
 if [ "$CPU_ONLY" = 1 ]; then DEVICE=cpu; else DEVICE=gpu; fi
 if [ "$CPU_ONLY" = 0 ] && [ -z "${GPU_BENCH_SKIP_SWCHECK:-}" ] && unpack sliding_window_device_vs_host 2>/dev/null; then
   log "device sliding window on CUDA against the host accumulator"
-  timeout 90 "$WORK/sliding_window_device_vs_host" --backend cuda --repeats 2 2>&1 | tail -20
+  timeout 90 "$WORK/sliding_window_device_vs_host" --backend cuda --repeats 1 2>&1 | tail -20
 fi
 if [ -n "${GPU_BENCH_CASES:-}" ]; then
   IFS=';' read -r -a CASES <<< "$GPU_BENCH_CASES"
@@ -148,6 +148,12 @@ run_ours() {
   (cd "$WORK" && TOTALSEG_HOME_DIR="$home" python3 "$REPO/benches/gpu/timed.py" "$label" -- \
     timeout "$limit" "$BIN" -i "$in" -o "$ours_out" "${flags[@]}" -d "$DEVICE" --offline -q --weights-dir "$WEIGHTS") \
     > "$logfile" 2>&1
+}
+# The kernel caches into $OUT (after the cold runs, and again at the end), so that even a call
+# cut off later brings them back.
+export_kernel_caches() {
+  (cd "$WORK" && XZ_OPT=-T0 tar -cJf "$OUT_DIR/kernel-cache.tar.xz" home_ours_*/kernel-cache 2>/dev/null) \
+    && echo "kernel caches: $(du -h "$OUT_DIR/kernel-cache.tar.xz" | cut -f1)"
 }
 if [ "$CPU_ONLY" = 0 ]; then
   printf '[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' "$OUT_DIR/autotune.log" > "$WORK/cubecl.toml"
@@ -204,6 +210,7 @@ if [ "$CPU_ONLY" = 0 ]; then
     echo "kernel-cache $variant: $(du -sh "$WORK/home_ours_$variant/kernel-cache" 2>/dev/null | cut -f1)"
   done
   [ -f "$WORK/netcheck.log" ] && tail -n 30 "$WORK/netcheck.log"
+  export_kernel_caches
 fi
 
 # 6. Ours, warm, on every case; the ratio and Dice against the official output.
@@ -231,8 +238,5 @@ done
 # Back here: the small outputs ($OUT holds at most 8 files) and the kernel caches, for the next
 # session on this kind of GPU (copy to .gpu-bench/kernel-cache.tar.xz).
 cp "$RESULTS"/*_small.nii.gz "$OUT_DIR"/ 2>/dev/null
-if [ "$CPU_ONLY" = 0 ]; then
-  (cd "$WORK" && tar -cJf "$OUT_DIR/kernel-cache.tar.xz" home_ours_*/kernel-cache 2>/dev/null) \
-    && echo "kernel caches: $(du -h "$OUT_DIR/kernel-cache.tar.xz" | cut -f1)"
-fi
+[ "$CPU_ONLY" = 1 ] || export_kernel_caches
 log "done"

@@ -27,6 +27,7 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use burn_flex::{Flex, FlexDevice};
+use totalseg_benches::flag_value;
 use totalseg_nn::{ConvParams, ModelConfig, NetworkOps, NnUnetModel, NormParams, Precision};
 
 /// `total` part 1's architecture at the released widths (tools/bench/make_fullwidth_models.py).
@@ -391,14 +392,9 @@ fn run_checks<D: NetworkOps>(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |name: &str| flag_value(&args, name);
     let network = !args.iter().any(|a| a == "--skip-network");
-    match value("--backend").as_deref().unwrap_or("flex") {
+    match value("--backend").unwrap_or("flex") {
         "flex" => run_checks::<Flex>(&FlexDevice, network),
         #[cfg(feature = "cuda")]
         "cuda" => {

@@ -26,6 +26,7 @@ use burn::tensor::Tensor;
 use burn::tensor::{DType, TensorData};
 use burn_flex::{Flex, FlexDevice};
 use ndarray::{Array4, Array5, ArrayView5, Axis};
+use totalseg_benches::flag_value;
 use totalseg_core::normalize::NormalizationScheme;
 use totalseg_core::resample::NnunetResampling;
 use totalseg_core::sliding_window::AccumulationPrecision;
@@ -83,14 +84,9 @@ impl<B: Backend> DeviceForward<B> for Scaled {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = |name: &str| flag_value(&args, name);
     let repeats: usize = value("--repeats").and_then(|v| v.parse().ok()).unwrap_or(3);
-    match value("--backend").as_deref().unwrap_or("flex") {
+    match value("--backend").unwrap_or("flex") {
         "flex" => compare::<Flex>(&FlexDevice, "Flex", &[AccumulationPrecision::Fp16], repeats),
         #[cfg(feature = "cuda")]
         "cuda" => compare::<burn_cuda::Cuda>(
