@@ -21,12 +21,14 @@
 # f32). Last, our measured (warm) runs on every case, with the ratio and the Dice against the
 # official output; their fresh homes keep only kernel-cache, so the .pth conversion is timed.
 # GPU utilisation, GPU memory and our processes' CPU use are sampled every 5 s into
-# $OUT/monitor.log; cubecl's autotune choices go to $OUT/autotune.log; the kernel caches come
+# $OUT/monitor.log; cubecl's autotune choices go to $OUT/autotune.log. With `fast small` among
+# the cases, both tools also run it on the CPU and every GPU output is compared with its CPU
+# output (is a mismatch ours or the reference's?); the kernel caches come
 # back as $OUT/kernel-cache.tar.xz (carry it as .gpu-bench/kernel-cache.tar.xz to skip the cold
 # runs' work on the same kind of GPU).
 #
 # Env: GPU_BENCH_RUN_TIMEOUT (s per tool run, default 120), GPU_BENCH_COLD_TIMEOUT (s for the
-# cold runs, default 330), GPU_BENCH_DEADLINE_S (no warm run starts after this many seconds,
+# cold runs, default 300), GPU_BENCH_DEADLINE_S (no warm run starts after this many seconds,
 # default 480), GPU_BENCH_CASES (default "total large;fast small"), GPU_BENCH_SKIP_SWCHECK=1,
 # GPU_BENCH_SKIP_NETCHECK=1, GPU_BENCH_WORK, GPU_BENCH_CARRIED.
 #
@@ -195,11 +197,11 @@ if [ "$CPU_ONLY" = 0 ]; then
     in=$SMALL
     ours_out="$RESULTS/cold_${variant}.nii.gz"
     log "ours-cold/$variant/small (background)"
-    run_ours "ours-cold/$variant/small" "${GPU_BENCH_COLD_TIMEOUT:-330}" "$WORK/cold_$variant.log" &
+    run_ours "ours-cold/$variant/small" "${GPU_BENCH_COLD_TIMEOUT:-300}" "$WORK/cold_$variant.log" &
   done
   if [ -z "${GPU_BENCH_SKIP_NETCHECK:-}" ] && unpack network_device_vs_cpu 2>/dev/null; then
     log "network check (background)"
-    (cd "$WORK" && timeout "${GPU_BENCH_COLD_TIMEOUT:-330}" "$WORK/network_device_vs_cpu" --backend cuda \
+    (cd "$WORK" && timeout "${GPU_BENCH_COLD_TIMEOUT:-300}" "$WORK/network_device_vs_cpu" --backend cuda \
       --kernel-cache "$WORK/netcheck-cache" > "$WORK/netcheck.log" 2>&1) &
   fi
   wait_start=$SECONDS
@@ -235,8 +237,34 @@ for case in "${CASES[@]}"; do
     echo "DICE $case_name: missing output"
   fi
 done
-# Back here: the small outputs ($OUT holds at most 8 files) and the kernel caches, for the next
+# 7. GPU, when `fast small` is a case: both tools on the CPU too, and the Dice of every GPU
+#    output against its own CPU output. Tells a GPU-side error of ours from one of the reference
+#    (the CPU outputs agree to Dice 0.99999 on the development machine).
+if [ "$CPU_ONLY" = 0 ] && [[ " ${CASES[*]} " == *"fast small"* ]] && [ "$SECONDS" -le "${GPU_BENCH_DEADLINE_S:-480}" ]; then
+  case_vars "fast small"
+  gpu_ours=$ours_out gpu_official=$official_out
+  ours_out="$RESULTS/ours_cpu_fast_small.nii.gz"
+  official_out="$RESULTS/official_cpu_fast_small.nii.gz"
+  DEVICE=cpu run_ours "ours-cpu/$case_name" "$RUN_TIMEOUT" "$WORK/ours_cpu.log"
+  grep "^RESULT" "$WORK/ours_cpu.log"
+  official_home "$WORK/home_official"
+  TOTALSEG_HOME_DIR="$WORK/home_official" TOTALSEG_WEIGHTS_PATH="$WEIGHTS" \
+    python3 benches/gpu/timed.py "official-cpu/$case_name" -- \
+    timeout "$RUN_TIMEOUT" "${TOTALSEG_PY[@]}" -i "$in" -o "$official_out" "${flags[@]}" -d cpu \
+    > "$WORK/official_cpu.log" 2>&1
+  grep "^RESULT" "$WORK/official_cpu.log"
+  for pair in "ours-gpu ours-cpu $gpu_ours $ours_out" "official-gpu official-cpu $gpu_official $official_out" \
+      "ours-cpu official-cpu $ours_out $official_out" "ours-gpu official-gpu $gpu_ours $gpu_official"; do
+    read -r a b fa fb <<< "$pair"
+    if [ -f "$fa" ] && [ -f "$fb" ]; then
+      echo "DICE $a vs $b: $(python3 benches/gpu/dice.py "$fa" "$fb" | tr '\n' ' ')"
+    else
+      echo "DICE $a vs $b: missing output"
+    fi
+  done
+fi
+# Back here: the `--fast` small outputs ($OUT holds at most 8 files) and the kernel caches, for the next
 # session on this kind of GPU (copy to .gpu-bench/kernel-cache.tar.xz).
-cp "$RESULTS"/*_small.nii.gz "$OUT_DIR"/ 2>/dev/null
+cp "$RESULTS"/*fast_small.nii.gz "$OUT_DIR"/ 2>/dev/null
 [ "$CPU_ONLY" = 1 ] || export_kernel_caches
 log "done"
