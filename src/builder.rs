@@ -300,6 +300,12 @@ fn make_provider(
             )))
         }
         DeviceDecision::Cuda { index, free_bytes } => {
+            // Remove once a GPU run has matched the official tool (docs/gpu.md): the one
+            // measured run did not.
+            log::warn!(
+                "the GPU path is experimental: its labels have not yet matched the official \
+                 tool's (docs/gpu.md); use --device cpu for validated results"
+            );
             if gpu::kernel_cache_is_empty(&kernel_cache) {
                 log::warn!(
                     "first GPU run with the kernel cache {}: the GPU kernels are compiled and \
