@@ -7,6 +7,7 @@ and background fraction, then `dice mean=<m> worst=<w> (label <l>: <a> vs <b> vo
 differing_voxels=<d>`.
 """
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -46,7 +47,7 @@ def main() -> None:
         problems.append(f"dtype ours {ours.dtype} official {official.dtype}")
     print("geometry ok" if not problems else "geometry: " + "; ".join(problems))
     # What each map holds: tells an all-background or shifted-label output from a noisy one.
-    for name, labels in (("ours", ours), ("official", official)):
+    for name, labels in ((Path(sys.argv[1]).name, ours), (Path(sys.argv[2]).name, official)):
         present = np.unique(labels)
         print(f"{name}: {len(present)} labels {int(present.min())}..{int(present.max())}, "
               f"background {np.count_nonzero(labels == 0) / labels.size:.4f}")

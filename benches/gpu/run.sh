@@ -161,7 +161,7 @@ if [ "$CPU_ONLY" = 0 ]; then
   printf '[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' "$OUT_DIR/autotune.log" > "$WORK/cubecl.toml"
   # Sampler: GPU utilisation and memory, our processes' CPU and RSS.
   (while true; do
-     echo "$(date +%H:%M:%S) gpu $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader | tr '\n' ' ') ours $(ps -C totalseg,network_device_vs_cpu -o %cpu=,rss= | tr '\n' ' ')"
+     echo "$(date +%H:%M:%S) gpu $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader | tr '\n' ' ') ours $(ps -eo comm=,%cpu=,rss= | grep -E '^(totalseg|network_device)' | tr '\n' ' ')"
      sleep 5
    done > "$OUT_DIR/monitor.log" 2>&1) &
   MONITOR=$!
