@@ -25,7 +25,9 @@ use crate::pipeline::{LoadedModel, ModelProvider};
 use crate::predictor::device::{
     predict_on_device, DeviceForward, DeviceOutput, DevicePrediction, DeviceSlidingWindow,
 };
-use crate::predictor::{ChannelNormalization, PredictorSettings, TileNetwork, TileProgress};
+use crate::predictor::{
+    ChannelNormalization, NetworkShape, PredictorSettings, TileNetwork, TileProgress,
+};
 use batch_size::{batch_size_for_free_memory, TileFootprint};
 
 /// Where a Burn network's sliding window runs.
@@ -105,7 +107,7 @@ impl<B: NetworkOps> BurnTileNetwork<B> {
     }
 }
 
-impl<B: NetworkOps> DeviceForward<B> for BurnTileNetwork<B> {
+impl<B: NetworkOps> NetworkShape for BurnTileNetwork<B> {
     fn num_classes(&self) -> usize {
         self.model.architecture().num_classes
     }
@@ -117,7 +119,9 @@ impl<B: NetworkOps> DeviceForward<B> for BurnTileNetwork<B> {
     fn batch_size(&self) -> usize {
         self.batch_size
     }
+}
 
+impl<B: NetworkOps> DeviceForward<B> for BurnTileNetwork<B> {
     fn forward(&self, fold: usize, tiles: Tensor<B, 5>) -> Result<Tensor<B, 5>, SegmentError> {
         let index = self.fold_index(fold)?;
         self.model
@@ -132,7 +136,7 @@ struct WithBatchSize<'a, N> {
     batch_size: usize,
 }
 
-impl<B: NetworkOps, N: DeviceForward<B>> DeviceForward<B> for WithBatchSize<'_, N> {
+impl<N: NetworkShape> NetworkShape for WithBatchSize<'_, N> {
     fn num_classes(&self) -> usize {
         self.network.num_classes()
     }
@@ -142,6 +146,9 @@ impl<B: NetworkOps, N: DeviceForward<B>> DeviceForward<B> for WithBatchSize<'_, 
     fn batch_size(&self) -> usize {
         self.batch_size
     }
+}
+
+impl<B: NetworkOps, N: DeviceForward<B>> DeviceForward<B> for WithBatchSize<'_, N> {
     fn forward(&self, fold: usize, tiles: Tensor<B, 5>) -> Result<Tensor<B, 5>, SegmentError> {
         self.network.forward(fold, tiles)
     }
@@ -218,18 +225,6 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl<B: NetworkOps> TileNetwork for BurnTileNetwork<B> {
-    fn num_classes(&self) -> usize {
-        self.model.architecture().num_classes
-    }
-
-    fn num_folds(&self) -> usize {
-        self.fold_indices.len()
-    }
-
-    fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
     fn logits_are_fp16(&self) -> bool {
         self.model.precision() == Precision::F16
     }

@@ -26,22 +26,27 @@ use totalseg_core::sliding_window::{
 use crate::error::SegmentError;
 use device::{DeviceOutput, DevicePrediction, DeviceSlidingWindow};
 
-/// A network that turns a batch of normalised tiles into logits.
-pub trait TileNetwork {
+/// What the sliding window needs to know of a network, whether it accumulates on the host
+/// ([`TileNetwork`]) or on the network's device ([`device::DeviceForward`]).
+pub trait NetworkShape {
     /// Number of output channels (labels, background included).
     fn num_classes(&self) -> usize;
     /// Number of folds whose logits are averaged.
     fn num_folds(&self) -> usize;
+    /// How many tiles to send at once.
+    fn batch_size(&self) -> usize {
+        1
+    }
+}
+
+/// A network that turns a batch of normalised tiles into logits.
+pub trait TileNetwork: NetworkShape {
     /// Logits `[n, classes, p0, p1, p2]` of fold `fold` for tiles `[n, channels, p0, p1, p2]`.
     fn predict_tiles(
         &self,
         fold: usize,
         tiles: ArrayView5<f32>,
     ) -> Result<Array5<f32>, SegmentError>;
-    /// How many tiles to send at once.
-    fn batch_size(&self) -> usize {
-        1
-    }
     /// Whether the network's logits are fp16 (nnU-Net under CUDA autocast): nnU-Net's fp16
     /// sums then weight the tile in fp16 too ([`AccumulationPrecision::Fp16Autocast`]).
     fn logits_are_fp16(&self) -> bool {
@@ -376,13 +381,16 @@ mod tests {
         classes: usize,
     }
 
-    impl TileNetwork for Linear {
+    impl NetworkShape for Linear {
         fn num_classes(&self) -> usize {
             self.classes
         }
         fn num_folds(&self) -> usize {
             1
         }
+    }
+
+    impl TileNetwork for Linear {
         fn predict_tiles(
             &self,
             _fold: usize,

@@ -19,17 +19,11 @@ use totalseg_core::sliding_window::{
     gaussian_importance_map, AccumulationPrecision, SlidingWindowError, SlidingWindowPlan,
 };
 
-use super::{PredictorSettings, TileProgress};
+use super::{NetworkShape, PredictorSettings, TileProgress};
 use crate::error::SegmentError;
 
 /// A network that runs batches of tiles already on its device.
-pub trait DeviceForward<B: Backend> {
-    /// Number of output channels (labels, background included).
-    fn num_classes(&self) -> usize;
-    /// Number of folds whose logits are averaged.
-    fn num_folds(&self) -> usize;
-    /// How many tiles to send at once.
-    fn batch_size(&self) -> usize;
+pub trait DeviceForward<B: Backend>: NetworkShape {
     /// Logits `[n, classes, p0, p1, p2]` (any float dtype) of fold `fold` for f32 tiles
     /// `[n, channels, p0, p1, p2]`.
     fn forward(&self, fold: usize, tiles: Tensor<B, 5>) -> Result<Tensor<B, 5>, SegmentError>;
@@ -80,15 +74,19 @@ pub trait DeviceSlidingWindow {
 /// use totalsegmentator::predictor::device::{
 ///     predict_on_device, DeviceForward, DeviceOutput, DevicePrediction,
 /// };
-/// use totalsegmentator::predictor::{ChannelNormalization, NoTileProgress, PredictorSettings};
+/// use totalsegmentator::predictor::{
+///     ChannelNormalization, NetworkShape, NoTileProgress, PredictorSettings,
+/// };
 /// use totalsegmentator::SegmentError;
 ///
 /// /// Two classes: logit 0 is 0, logit 1 the intensity (class 1 where the image is positive).
 /// struct Sign;
-/// impl DeviceForward<Flex> for Sign {
+/// impl NetworkShape for Sign {
 ///     fn num_classes(&self) -> usize { 2 }
 ///     fn num_folds(&self) -> usize { 1 }
 ///     fn batch_size(&self) -> usize { 2 }
+/// }
+/// impl DeviceForward<Flex> for Sign {
 ///     fn forward(&self, _fold: usize, tiles: Tensor<Flex, 5>) -> Result<Tensor<Flex, 5>, SegmentError> {
 ///         Ok(Tensor::cat(vec![tiles.clone().zeros_like(), tiles], 1))
 ///     }

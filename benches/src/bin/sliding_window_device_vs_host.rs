@@ -34,8 +34,8 @@ use totalsegmentator::predictor::device::{
     argmax_on_device, fold_averaged_logits_on_device, labels_to_host, logits_to_host, DeviceForward,
 };
 use totalsegmentator::predictor::{
-    argmax_channels, predict_logits, ChannelNormalization, NoTileProgress, PredictorSettings,
-    TileNetwork,
+    argmax_channels, predict_logits, ChannelNormalization, NetworkShape, NoTileProgress,
+    PredictorSettings, TileNetwork,
 };
 use totalsegmentator::SegmentError;
 
@@ -44,13 +44,16 @@ const CLASSES: usize = 25;
 /// Logit k = tile * (k + 1) / CLASSES: no network cost, distinct per class.
 struct Scaled;
 
-impl TileNetwork for Scaled {
+impl NetworkShape for Scaled {
     fn num_classes(&self) -> usize {
         CLASSES
     }
     fn num_folds(&self) -> usize {
         1
     }
+}
+
+impl TileNetwork for Scaled {
     fn predict_tiles(&self, _: usize, tiles: ArrayView5<f32>) -> Result<Array5<f32>, SegmentError> {
         let (n, _, a, b, c) = tiles.dim();
         let mut out = Array5::<f32>::zeros((n, CLASSES, a, b, c));
@@ -63,15 +66,6 @@ impl TileNetwork for Scaled {
 }
 
 impl<B: Backend> DeviceForward<B> for Scaled {
-    fn num_classes(&self) -> usize {
-        CLASSES
-    }
-    fn num_folds(&self) -> usize {
-        1
-    }
-    fn batch_size(&self) -> usize {
-        1
-    }
     fn forward(&self, _: usize, tiles: Tensor<B, 5>) -> Result<Tensor<B, 5>, SegmentError> {
         let scales: Vec<f32> = (0..CLASSES)
             .map(|k| (k + 1) as f32 / CLASSES as f32)
