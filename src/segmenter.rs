@@ -18,7 +18,9 @@ use totalseg_core::tasks::{
 use totalseg_io::nifti::{NiftiHeader, Volume};
 
 use crate::error::SegmentError;
-use crate::pipeline::{predict_image, ModelProvider, ModelRun, PredictImageOptions};
+use crate::pipeline::{
+    predict_image, ModelProvider, ModelRun, PredictImageOptions, PredictedImage,
+};
 use crate::predictor::{NoTileProgress, TileProgress};
 
 /// Makes a tile progress reporter for a model name.
@@ -252,15 +254,7 @@ impl Segmenter {
             save_lowres: opts.save_lowres,
             accumulation: opts.accumulation,
         };
-        let predicted = predict_image(
-            volume.data.view(),
-            &volume.affine,
-            &run,
-            &options,
-            self.models.as_ref(),
-            &*self.progress,
-        )
-        .map_err(|e| explain_too_thin(e, volume))?;
+        let predicted = self.predict(volume, &run, &options)?;
         let mut labels = predicted.labels;
 
         // vertebrae_pp_refined: dilate by 2 mm at the input spacing, keep the vertebral body.
@@ -355,16 +349,25 @@ impl Segmenter {
             save_lowres: false,
             accumulation: self.options.accumulation,
         };
-        Ok(predict_image(
+        Ok(self.predict(volume, &run, &options)?.labels)
+    }
+
+    /// One `nnUNet_predict_image` call on `volume` with this segmenter's models and progress.
+    fn predict(
+        &self,
+        volume: &Volume,
+        run: &ModelRun,
+        options: &PredictImageOptions<'_>,
+    ) -> Result<PredictedImage, SegmentError> {
+        predict_image(
             volume.data.view(),
             &volume.affine,
-            &run,
-            &options,
+            run,
+            options,
             self.models.as_ref(),
             &*self.progress,
         )
-        .map_err(|e| explain_too_thin(e, volume))?
-        .labels)
+        .map_err(|e| explain_too_thin(e, volume))
     }
 
     /// `(label, name)` of the output classes: the task's class map, filtered by roi_subset.
