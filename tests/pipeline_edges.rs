@@ -52,6 +52,13 @@ fn run_ok(input: &Path, output: &Path, args: &[&str], work: &Path) {
 }
 
 /// Same header (every field, as the bytes it is written as), label names, shape and voxels.
+/// [`assert_same_output`] for each of `files` in our folder and the official one.
+fn assert_same_files(ours: &Path, theirs: &Path, files: &[impl AsRef<Path>]) {
+    for f in files {
+        assert_same_output(&ours.join(f), &theirs.join(f));
+    }
+}
+
 fn assert_same_output(ours: &Path, theirs: &Path) {
     let a = read_nifti_header(ours).expect("our header");
     let b = read_nifti_header(theirs).expect("official header");
@@ -108,12 +115,7 @@ fn empty_crop_mask_gives_an_all_zero_result_like_totalsegmentator() {
         .collect();
     files.sort();
     assert_eq!(files, ["liver.nii.gz", "spleen.nii.gz"]);
-    for f in &files {
-        assert_same_output(
-            &per_class.join(f),
-            &official("empty_crop/segmentations").join(f),
-        );
-    }
+    assert_same_files(&per_class, &official("empty_crop/segmentations"), &files);
 }
 
 #[test]
@@ -141,12 +143,11 @@ fn save_lowres_keeps_the_model_grid_like_totalsegmentator() {
     // example_ct_sm is 122x101x30 at 3 mm: the 6 mm model grid is about half that.
     let lowres = read_label_map(&per_class.join("liver.nii.gz")).expect("reads");
     assert_ne!(lowres.labels.dim(), (122, 101, 30));
-    for f in ["liver.nii.gz", "vertebrae_L1.nii.gz", "aorta.nii.gz"] {
-        assert_same_output(
-            &per_class.join(f),
-            &official("fastest_save_lowres/segmentations").join(f),
-        );
-    }
+    assert_same_files(
+        &per_class,
+        &official("fastest_save_lowres/segmentations"),
+        &["liver.nii.gz", "vertebrae_L1.nii.gz", "aorta.nii.gz"],
+    );
 }
 
 #[test]
@@ -159,14 +160,16 @@ fn body_task_writes_derived_body_and_skin_masks() {
         &["--task", "body", "--fast"],
         work.path(),
     );
-    for f in [
-        "body_trunc.nii.gz",
-        "body_extremities.nii.gz",
-        "body.nii.gz",
-        "skin.nii.gz",
-    ] {
-        assert_same_output(&out.join(f), &official("body_fast/segmentations").join(f));
-    }
+    assert_same_files(
+        &out,
+        &official("body_fast/segmentations"),
+        &[
+            "body_trunc.nii.gz",
+            "body_extremities.nii.gz",
+            "body.nii.gz",
+            "skin.nii.gz",
+        ],
+    );
     let skin = read_label_map(&out.join("skin.nii.gz")).expect("skin");
     assert!(skin.labels.iter().any(|&v| v == 1), "a skin was found");
 
