@@ -51,7 +51,13 @@ fn run_ok(input: &Path, output: &Path, args: &[&str], work: &Path) {
     );
 }
 
-/// Same header (every field, as the bytes it is written as), label names, shape and voxels.
+/// Runs totalseg on `input` (output `<work>/out.nii.gz`), expects it to fail, returns stderr.
+fn run_failing(input: &Path, args: &[&str], work: &Path) -> String {
+    let out = totalseg(input, &work.join("out.nii.gz"), args, work);
+    assert!(!out.status.success(), "totalseg {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// [`assert_same_output`] for each of `files` in our folder and the official one.
 fn assert_same_files(ours: &Path, theirs: &Path, files: &[impl AsRef<Path>]) {
     for f in files {
@@ -59,6 +65,7 @@ fn assert_same_files(ours: &Path, theirs: &Path, files: &[impl AsRef<Path>]) {
     }
 }
 
+/// Same header (every field, as the bytes it is written as), label names, shape and voxels.
 fn assert_same_output(ours: &Path, theirs: &Path) {
     let a = read_nifti_header(ours).expect("our header");
     let b = read_nifti_header(theirs).expect("official header");
@@ -258,14 +265,7 @@ fn not_a_dicom_folder_is_a_clear_error() {
     let folder = work.path().join("not_dicom");
     std::fs::create_dir(&folder).expect("mkdir");
     std::fs::write(folder.join("notes.txt"), "hello").expect("write");
-    let out = totalseg(
-        &folder,
-        &work.path().join("out.nii.gz"),
-        &["--fast", "--ml"],
-        work.path(),
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_failing(&folder, &["--fast", "--ml"], work.path());
     assert!(err.contains("no DICOM files"), "{err}");
     assert!(err.contains(&folder.display().to_string()), "{err}");
 }
@@ -290,14 +290,7 @@ fn a_2d_image_is_refused_as_totalsegmentator_does() {
     bytes.extend_from_slice(&[0; 16 * 16 * 2]);
     let path = work.path().join("slice.nii");
     std::fs::write(&path, bytes).expect("write");
-    let out = totalseg(
-        &path,
-        &work.path().join("out.nii.gz"),
-        &["--fast", "--ml"],
-        work.path(),
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_failing(&path, &["--fast", "--ml"], work.path());
     assert!(err.contains("2D image"), "{err}");
     assert!(err.contains("slice.nii"), "{err}");
 
@@ -307,14 +300,7 @@ fn a_2d_image_is_refused_as_totalsegmentator_does() {
     let v = Volume::new(Array3::zeros((16, 16, 1)), eye).expect("volume");
     let path = work.path().join("one_slice.nii");
     write_volume(&path, &v, NiftiDataType::I16).expect("write");
-    let out = totalseg(
-        &path,
-        &work.path().join("out.nii.gz"),
-        &["--fast", "--ml"],
-        work.path(),
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = run_failing(&path, &["--fast", "--ml"], work.path());
     assert!(err.contains("too thin to segment"), "{err}");
     assert!(err.contains("one_slice.nii"), "{err}");
 }
@@ -352,14 +338,11 @@ fn cascade_channel_tasks_are_refused_naming_the_task() {
 #[test]
 fn save_lowres_with_a_crop_is_refused() {
     let work = tempfile::tempdir().expect("tmp");
-    let out = totalseg(
+    let err = run_failing(
         &shared("example_ct_sm.nii.gz"),
-        &work.path().join("out.nii.gz"),
         &["--fast", "--save_lowres", "--roi_subset", "liver", "--ml"],
         work.path(),
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("save_lowres is not supported together with cropping"),
         "{err}"
