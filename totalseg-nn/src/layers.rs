@@ -1,7 +1,7 @@
 //! Single layers with nnU-Net's (PyTorch's) semantics: Conv3d, ConvTranspose3d, InstanceNorm3d,
 //! average pooling. Weights are loaded by their PyTorch names relative to a module prefix.
 
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 use crate::error::NnError;
 use crate::ops::{ConvParams, NetworkOps, NormParams};
@@ -148,14 +148,19 @@ pub(crate) fn avg_pool_by_stride<B: NetworkOps>(
     let [sd, sh, sw] = stride;
     let (od, oh, ow) = (d / sd, h / sh, w / sw);
     let divisor = (sd * sh * sw) as f64;
+    // Summed in f32 and rounded back, as PyTorch pools reduced-precision tensors.
+    let dtype = x.dtype();
     // Drop a remainder as PyTorch's floor mode does, then average each window via a reshape.
-    let x = x.slice([0..n, 0..c, 0..od * sd, 0..oh * sh, 0..ow * sw]);
+    let x = x
+        .slice([0..n, 0..c, 0..od * sd, 0..oh * sh, 0..ow * sw])
+        .cast(DType::F32);
     x.reshape([n * c * od, sd, oh, sh, ow, sw])
         .sum_dim(1)
         .sum_dim(3)
         .sum_dim(5)
         .div_scalar(divisor)
         .reshape([n, c, od, oh, ow])
+        .cast(dtype)
 }
 
 #[cfg(test)]
