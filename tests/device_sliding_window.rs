@@ -229,3 +229,69 @@ fn only_the_device_site_offers_a_device_sliding_window() {
         AccumulationPrecision::Fp16
     );
 }
+
+/// Class 1's logit is the intensity times 3e4: fp16 sums overflow on the brighter voxels.
+struct Loud;
+
+impl totalsegmentator::predictor::NetworkShape for Loud {
+    fn num_classes(&self) -> usize {
+        2
+    }
+    fn num_folds(&self) -> usize {
+        1
+    }
+    fn batch_size(&self) -> usize {
+        2
+    }
+}
+
+impl TileNetwork for Loud {
+    fn predict_tiles(
+        &self,
+        _: usize,
+        tiles: ndarray::ArrayView5<f32>,
+    ) -> Result<ndarray::Array5<f32>, totalsegmentator::SegmentError> {
+        let (n, _, a, b, c) = tiles.dim();
+        let mut out = ndarray::Array5::<f32>::zeros((n, 2, a, b, c));
+        out.index_axis_mut(ndarray::Axis(1), 1)
+            .assign(&tiles.index_axis(ndarray::Axis(1), 0).mapv(|v| v * 3e4));
+        Ok(out)
+    }
+}
+
+impl totalsegmentator::predictor::device::DeviceForward<Flex> for Loud {
+    fn forward(
+        &self,
+        _: usize,
+        tiles: burn::tensor::Tensor<Flex, 5>,
+    ) -> Result<burn::tensor::Tensor<Flex, 5>, totalsegmentator::SegmentError> {
+        let loud = tiles.clone().mul_scalar(3e4);
+        Ok(burn::tensor::Tensor::cat(vec![tiles.zeros_like(), loud], 1))
+    }
+}
+
+#[test]
+fn infinite_fp16_sums_are_the_same_error_on_device_and_host() {
+    let image = normalised([9, 20, 33]);
+    let s = settings(AccumulationPrecision::Fp16);
+    let host = predict_logits(image.view(), &s, &Loud, &NoTileProgress)
+        .expect_err("the host's fp16 sums overflow");
+    let device = fold_averaged_logits_on_device::<Flex, _>(
+        &Loud,
+        &FlexDevice,
+        image.view(),
+        &s,
+        AccumulationPrecision::Fp16,
+        &NoTileProgress,
+    )
+    .expect_err("the device's fp16 sums overflow");
+    let message = host.to_string();
+    assert!(message.contains("infinite"), "{message}");
+    assert_eq!(device.to_string(), message);
+    // Not every logit: the count is the overflowing ones only.
+    let count: usize = message
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .expect("a count");
+    assert!(count > 0 && count < image.len(), "{count}");
+}

@@ -210,11 +210,11 @@ pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
         ]);
         fold_sum = Some(match fold_sum {
             None => unpadded,
-            Some(sum) => arithmetic.add_folds(sum, unpadded),
+            Some(sum) => arithmetic.add_folds(sum, unpadded)?,
         });
     }
     let sum = fold_sum.ok_or_else(|| SegmentError::Model("the model has no folds".into()))?;
-    Ok(arithmetic.average_folds(sum, folds))
+    arithmetic.average_folds(sum, folds)
 }
 
 /// nnU-Net's per-tile arithmetic (see [`AccumulationPrecision`]) as device tensor ops; each
@@ -223,13 +223,19 @@ struct TileArithmetic<B: Backend> {
     precision: AccumulationPrecision,
     /// The fp16 importance map widened to f32, `[p0, p1, p2]`.
     gaussian: Tensor<B, 3>,
+    /// Values per chunk of the whole-volume steps (see [`Self::by_class_chunks`]).
+    chunk_values: usize,
 }
+
+/// 2^26 values: f32 temporaries of 256 MiB per chunk.
+const CHUNK_VALUES: usize = 1 << 26;
 
 impl<B: Backend> TileArithmetic<B> {
     fn new(precision: AccumulationPrecision, gaussian: Tensor<B, 3>) -> Self {
         Self {
             precision,
             gaussian: gaussian.cast(DType::F32),
+            chunk_values: CHUNK_VALUES,
         }
     }
 
@@ -293,26 +299,80 @@ impl<B: Backend> TileArithmetic<B> {
         sums: Tensor<B, 4>,
         weights: Tensor<B, 4>,
     ) -> Result<Tensor<B, 4>, SegmentError> {
-        let quotient = self.store(sums.cast(DType::F32).div(weights.cast(DType::F32)));
-        let infinite = count_true(quotient.clone().is_inf().int())?;
-        if infinite > 0 {
-            return Err(SlidingWindowError::InfiniteLogits { count: infinite }.into());
+        let weights = weights.cast(DType::F32);
+        let mut infinite = false;
+        let quotient = self.by_class_chunks(sums, |chunk, _| {
+            let quotient = self.store(chunk.cast(DType::F32).div(weights.clone()));
+            infinite |= has_infinite(quotient.clone())?;
+            Ok(quotient)
+        })?;
+        if infinite {
+            let count = count_true(quotient.is_inf().int())?;
+            return Err(SlidingWindowError::InfiniteLogits {
+                count: count.max(1),
+            }
+            .into());
         }
         Ok(quotient)
     }
 
     /// `prediction += fold_logits` in the storage dtype.
-    fn add_folds(&self, sum: Tensor<B, 4>, fold: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.store(sum.cast(DType::F32).add(fold.cast(DType::F32)))
+    fn add_folds(
+        &self,
+        sum: Tensor<B, 4>,
+        fold: Tensor<B, 4>,
+    ) -> Result<Tensor<B, 4>, SegmentError> {
+        self.by_class_chunks(sum, |chunk, classes| {
+            let [_, d0, d1, d2] = chunk.dims();
+            let other = fold.clone().slice([classes, 0..d0, 0..d1, 0..d2]);
+            Ok(self.store(chunk.cast(DType::F32).add(other.cast(DType::F32))))
+        })
     }
 
     /// `prediction /= n_folds` (skipped for one fold, as nnU-Net does).
-    fn average_folds(&self, sum: Tensor<B, 4>, folds: usize) -> Tensor<B, 4> {
+    fn average_folds(&self, sum: Tensor<B, 4>, folds: usize) -> Result<Tensor<B, 4>, SegmentError> {
         if folds <= 1 {
-            return sum;
+            return Ok(sum);
         }
-        self.store(sum.cast(DType::F32).div_scalar(folds as f32))
+        self.by_class_chunks(sum, |chunk, _| {
+            Ok(self.store(chunk.cast(DType::F32).div_scalar(folds as f32)))
+        })
     }
+
+    /// Replaces `values` `[classes, ...]` by `step(chunk, classes)` a few classes at a time,
+    /// written back in place: the f32 temporaries of `step` then cover at most
+    /// `chunk_values` values, not the whole volume (a 1.5 mm part of a large CT has ~3e8
+    /// logits, 1.1 GiB per f32 copy).
+    fn by_class_chunks(
+        &self,
+        values: Tensor<B, 4>,
+        mut step: impl FnMut(Tensor<B, 4>, std::ops::Range<usize>) -> Result<Tensor<B, 4>, SegmentError>,
+    ) -> Result<Tensor<B, 4>, SegmentError> {
+        let [classes, d0, d1, d2] = values.dims();
+        let per_class = (d0 * d1 * d2).max(1);
+        let chunk = (self.chunk_values / per_class).clamp(1, classes.max(1));
+        let mut values = values;
+        for start in (0..classes).step_by(chunk) {
+            let range = [start..(start + chunk).min(classes), 0..d0, 0..d1, 0..d2];
+            let updated = step(values.clone().slice(range.clone()), range[0].clone())?;
+            values = values.slice_assign(range, updated);
+        }
+        Ok(values)
+    }
+}
+
+/// Whether `values` holds an infinity: its extremes, two reductions with no full-size
+/// temporary (a mask and its integer sum would cost 5 bytes per value).
+fn has_infinite<B: Backend>(values: Tensor<B, 4>) -> Result<bool, SegmentError> {
+    let scalar = |t: Tensor<B, 1>| -> Result<f32, SegmentError> {
+        t.cast(DType::F32)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .map_err(|e| SegmentError::Model(format!("reading logits from the device: {e:?}")))
+            .map(|v| v.first().copied().unwrap_or(0.0))
+    };
+    Ok(scalar(values.clone().max())?.is_infinite() || scalar(values.min())?.is_infinite())
 }
 
 /// Argmax over the channel axis of `[classes, d0, d1, d2]`, ties to the lowest channel (as
@@ -401,4 +461,90 @@ fn upload3<B: Backend>(values: ArrayView3<f32>, device: &B::Device) -> Tensor<B,
     let shape = values.shape().to_vec();
     let data: Vec<f32> = values.iter().copied().collect();
     Tensor::from_data(TensorData::new(data, shape), (device, DType::F32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn_flex::{Flex, FlexDevice};
+
+    /// Deterministic values in `[low, low + 8)`, `[c, 3, 4, 5]`.
+    fn values(classes: usize, low: f32, seed: u32) -> Tensor<Flex, 4> {
+        let mut state = seed.wrapping_mul(2_654_435_761) | 1;
+        let data: Vec<f32> = (0..classes * 60)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                low + (state >> 8) as f32 / (1u32 << 24) as f32 * 8.0
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(data, [classes, 3, 4, 5]), &FlexDevice)
+    }
+
+    fn bits(t: Tensor<Flex, 4>) -> Vec<u32> {
+        t.cast(DType::F32)
+            .into_data()
+            .into_vec::<f32>()
+            .expect("f32")
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    }
+
+    #[test]
+    fn class_chunks_give_the_whole_volume_result() {
+        for precision in [AccumulationPrecision::Fp16, AccumulationPrecision::Fp32] {
+            let gaussian = Tensor::<Flex, 3>::ones([2, 2, 2], &FlexDevice);
+            let whole = TileArithmetic::<Flex>::new(precision, gaussian.clone());
+            // 60 values per class: chunks of 2, 2 and 1 of the 5 classes.
+            let chunked = TileArithmetic {
+                chunk_values: 2 * 60 + 7,
+                ..TileArithmetic::new(precision, gaussian)
+            };
+            let sums = whole.store(values(5, -4.0, 1));
+            let weights = whole.store(values(1, 0.5, 2));
+            let other = whole.store(values(5, -4.0, 3));
+            for arithmetic in [&whole, &chunked] {
+                assert_eq!(arithmetic.storage_dtype(), whole.storage_dtype());
+            }
+            let expected = whole.divide(sums.clone(), weights.clone()).expect("finite");
+            let got = chunked.divide(sums.clone(), weights).expect("finite");
+            assert_eq!(bits(got), bits(expected.clone()), "{precision:?} divide");
+            let expected = whole
+                .add_folds(sums.clone(), other.clone())
+                .and_then(|s| whole.average_folds(s, 3))
+                .expect("folds");
+            let got = chunked
+                .add_folds(sums, other)
+                .and_then(|s| chunked.average_folds(s, 3))
+                .expect("folds");
+            assert_eq!(bits(got), bits(expected), "{precision:?} folds");
+        }
+    }
+
+    #[test]
+    fn an_infinity_in_any_chunk_is_reported() {
+        let gaussian = Tensor::<Flex, 3>::ones([2, 2, 2], &FlexDevice);
+        let chunked = TileArithmetic {
+            chunk_values: 60,
+            ..TileArithmetic::new(AccumulationPrecision::Fp16, gaussian)
+        };
+        // One class of five divides by a weight small enough to overflow fp16.
+        let mut sums = values(5, 1.0, 4);
+        sums = sums.slice_assign(
+            [3..4, 0..3, 0..4, 0..5],
+            Tensor::full([1, 3, 4, 5], 60000.0, &FlexDevice),
+        );
+        let weights = Tensor::<Flex, 4>::full([1, 3, 4, 5], 0.5, &FlexDevice);
+        let error = chunked
+            .divide(chunked.store(sums), chunked.store(weights))
+            .expect_err("fp16 overflow");
+        assert!(
+            error
+                .to_string()
+                .contains(": 60 accumulated logits are infinite"),
+            "{error}"
+        );
+    }
 }
