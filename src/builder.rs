@@ -235,6 +235,46 @@ impl SegmenterBuilder {
 
     /// Resolves the task and prepares the model provider (models load on first use).
     pub fn build(self) -> Result<Segmenter, SegmentError> {
+        let (device, precision, batch_size) = (self.device, self.precision, self.batch_size);
+        self.build_with_provider(|store, download_progress| {
+            make_provider(device, precision, store, batch_size, download_progress)
+        })
+    }
+
+    /// As [`build`](Self::build), with the models from the provider `make_provider` makes out
+    /// of the builder's weights store and download progress: a
+    /// [`BurnModelProvider`] on another Burn backend, say. The builder's device, precision and
+    /// batch size are left to that provider.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use burn_flex::{Flex, FlexDevice};
+    /// use totalseg_nn::Precision;
+    /// use totalsegmentator::models::{BatchSizePolicy, BurnModelProvider, SlidingWindowSite};
+    /// use totalsegmentator::SegmenterBuilder;
+    ///
+    /// // The CPU backend with its sliding window on the Burn device, as the GPU runs it.
+    /// let segmenter = SegmenterBuilder::new("total").fast(true).offline(true).build_with_provider(
+    ///     |store, progress| {
+    ///         Ok(Arc::new(
+    ///             BurnModelProvider::<Flex>::new(
+    ///                 store, FlexDevice, Precision::F32, BatchSizePolicy::Fixed(2), progress,
+    ///             )
+    ///             .with_sliding_window_site(SlidingWindowSite::Device),
+    ///         ))
+    ///     },
+    /// )?;
+    /// assert_eq!(segmenter.task().name, "total");
+    /// # Ok::<(), totalsegmentator::SegmentError>(())
+    /// ```
+    pub fn build_with_provider(
+        self,
+        make_provider: impl FnOnce(
+            WeightsStore,
+            Box<dyn ProgressSink + Send + Sync>,
+        )
+            -> Result<Arc<dyn ModelProvider + Send + Sync>, SegmentError>,
+    ) -> Result<Segmenter, SegmentError> {
         if let Some(n) = self.threads {
             // Fails only if the pool was already set up (a second builder): keep that one.
             let _ = rayon::ThreadPoolBuilder::new()
@@ -263,13 +303,7 @@ impl SegmenterBuilder {
         options.download_command = format!("totalseg download --task {}", self.task);
         options.set_licence_command = "totalseg -l <licence number> ...".into();
         let store = WeightsStore::new(StoreDirs::from_env(&self.dirs), options);
-        let provider = make_provider(
-            self.device,
-            self.precision,
-            store,
-            self.batch_size,
-            self.download_progress,
-        )?;
+        let provider = make_provider(store, self.download_progress)?;
         Ok(Segmenter::with_provider(task, run, provider))
     }
 }

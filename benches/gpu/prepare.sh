@@ -3,17 +3,23 @@
 # build machine, before a GPU session):
 #   .gpu-bench/totalseg.xz       our release binary built with --features cuda, stripped, xz
 #                                (~8 MB instead of ~300 MB; run.sh unpacks it with Python's lzma)
-#   .gpu-bench/sliding_window_device_vs_host.xz, network_device_vs_cpu.xz
-#                                the bench binaries checking the device sums and the network's
-#                                operators on CUDA, likewise
+#   .gpu-bench/sliding_window_device_vs_host.xz, network_device_vs_cpu.xz,
+#   pipeline_device_vs_official.xz
+#                                the bench binaries checking the device sums, the network's
+#                                operators and the whole pipeline on CUDA, likewise
 #   .gpu-bench/wheels/*.whl      the pure-Python packages the GPU machine lacks, at the versions
 #                                installed here (the ones the parity fixtures were made with)
-#   .gpu-bench/example_ct.nii.gz the shared example CT (an input; never committed)
+#   .gpu-bench/example_ct.nii.gz, example_ct_sm.nii.gz
+#                                the shared example CTs (inputs; never committed)
 # and prints the total size (a device call carries the working tree + these, 64 MiB at most).
 #
-#   benches/gpu/prepare.sh [--skip-build] [--check-stubs]
+#   benches/gpu/prepare.sh [--skip-build] [--check-stubs] [--autotune-checks]
 #
 #   --skip-build   keep an existing .gpu-bench/totalseg.xz
+#   --autotune-checks
+#                  also build network_device_vs_cpu with cubecl's autotune checks (every
+#                  autotuned operation runs all its candidate kernels and compares them) as
+#                  .gpu-bench/network_device_vs_cpu_checked.xz (a second CUDA build, ~10 min)
 #   --check-stubs  also run the official tool here with benches/gpu/stubs shadowing the real
 #                  SimpleITK/cc3d/blosc2 (proves the stubs are never called on the benched paths)
 #
@@ -23,8 +29,10 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 SKIP_BUILD=0
 CHECK_STUBS=0
+AUTOTUNE_CHECKS=0
 for arg in "$@"; do
   case "$arg" in
+    --autotune-checks) AUTOTUNE_CHECKS=1 ;;
     --skip-build) SKIP_BUILD=1 ;;
     --check-stubs) CHECK_STUBS=1 ;;
     *) echo "unknown argument $arg" >&2; exit 2 ;;
@@ -41,11 +49,12 @@ grep -qxF '/.gpu-bench/' .git/info/exclude 2>/dev/null || echo '/.gpu-bench/' >>
 # (13.4 for cudarc 0.19). The GPU machines' driver (580) is CUDA 13.0: bind that API, so no
 # entry point newer than the driver is ever looked up.
 export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
-pack() {  # strip and xz-compress a release binary into .gpu-bench/
-  strip --strip-all -o "$CARRIED/$1" "$TARGET/release/$1"
+pack() {  # strip and xz-compress a release binary into .gpu-bench/ [as NAME [from TARGET]]
+  local name=${2:-$1} from=${3:-$TARGET}
+  strip --strip-all -o "$CARRIED/$name" "$from/release/$1"
   python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.compress(open(sys.argv[1], 'rb').read(), preset=6))" \
-    "$CARRIED/$1" "$CARRIED/$1.xz"
-  rm "$CARRIED/$1"
+    "$CARRIED/$name" "$CARRIED/$name.xz"
+  rm "$CARRIED/$name"
 }
 if [ "$SKIP_BUILD" = 0 ] || [ ! -f "$CARRIED/totalseg.xz" ]; then
   CARGO_TARGET_DIR="$TARGET" cargo build --release --features cuda --bin totalseg
@@ -53,11 +62,19 @@ if [ "$SKIP_BUILD" = 0 ] || [ ! -f "$CARRIED/totalseg.xz" ]; then
   # The device sliding window on CUDA against the host accumulator (run.sh runs it first).
   # The device sliding window and the network's operators on CUDA against the CPU.
   CARGO_TARGET_DIR="$TARGET" cargo build --release -p totalseg-benches --features cuda \
-    --bin sliding_window_device_vs_host --bin network_device_vs_cpu
+    --bin sliding_window_device_vs_host --bin network_device_vs_cpu --bin pipeline_device_vs_official
   pack sliding_window_device_vs_host
   pack network_device_vs_cpu
+  pack pipeline_device_vs_official
+fi
+if [ "$AUTOTUNE_CHECKS" = 1 ]; then
+  # Its own target folder: the feature rebuilds burn's CUDA crates.
+  CARGO_TARGET_DIR="$TARGET/autotune-checks" cargo build --release -p totalseg-benches \
+    --features cuda-autotune-checks --bin network_device_vs_cpu
+  pack network_device_vs_cpu network_device_vs_cpu_checked "$TARGET/autotune-checks"
 fi
 cp "$EXAMPLES/example_ct.nii.gz" "$CARRIED/example_ct.nii.gz"
+cp "$EXAMPLES/example_ct_sm.nii.gz" "$CARRIED/example_ct_sm.nii.gz"
 
 # Pure-Python packages missing from the GPU image (its package list: numpy, scipy, scikit-image,
 # scikit-learn, pandas, matplotlib, seaborn, einops, timm, tqdm, requests, pyarrow ... are there).

@@ -18,7 +18,8 @@
 # <home>/kernel-cache, which takes minutes once per machine; each variant does this on the small
 # input in its own home, in parallel with each other and with the network check
 # (network_device_vs_cpu: every operator and a full-width network on CUDA against the CPU in
-# f32). Last, our measured (warm) runs on every case, with the ratio and the Dice against the
+# f32) and pipeline_device_vs_official (the whole GPU pipeline on the committed parity fixtures,
+# in f32 and f16, against the official CPU outputs). Last, our measured (warm) runs on every case, with the ratio and the Dice against the
 # official output; their fresh homes keep only kernel-cache, so the .pth conversion is timed.
 # GPU utilisation, GPU memory and our processes' CPU use are sampled every 5 s into
 # $OUT/monitor.log; cubecl's autotune choices go to $OUT/autotune.log. With `fast small` among
@@ -30,7 +31,9 @@
 # Env: GPU_BENCH_RUN_TIMEOUT (s per tool run, default 120), GPU_BENCH_COLD_TIMEOUT (s for the
 # cold runs, default 300), GPU_BENCH_DEADLINE_S (no warm run starts after this many seconds,
 # default 480), GPU_BENCH_CASES (default "total large;fast small"), GPU_BENCH_SKIP_SWCHECK=1,
-# GPU_BENCH_SKIP_NETCHECK=1, GPU_BENCH_WORK, GPU_BENCH_CARRIED.
+# GPU_BENCH_SKIP_NETCHECK=1, GPU_BENCH_SKIP_PIPECHECK=1, GPU_BENCH_PIPECHECK (the pipeline
+# check's runs as precision:kernel, default "f32:autotune f16:autotune f32:direct"),
+# GPU_BENCH_WORK, GPU_BENCH_CARRIED.
 #
 # Cases (GPU): `total` (5 parts 291-295, 1.5 mm) on the upsampled CT (0.8x0.8x1.0 mm,
 # ~458x379x336) and `total --fast` (297, 3 mm) on example_ct.nii.gz. For every run it prints
@@ -161,7 +164,7 @@ if [ "$CPU_ONLY" = 0 ]; then
   printf '[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' "$OUT_DIR/autotune.log" > "$WORK/cubecl.toml"
   # Sampler: GPU utilisation and memory, our processes' CPU and RSS.
   (while true; do
-     echo "$(date +%H:%M:%S) gpu $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader | tr '\n' ' ') ours $(ps -eo comm=,%cpu=,rss= | grep -E '^(totalseg|network_device)' | tr '\n' ' ')"
+     echo "$(date +%H:%M:%S) gpu $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader | tr '\n' ' ') ours $(ps -eo comm=,%cpu=,rss= | grep -E '^(totalseg|network_device|pipeline_devic)' | tr '\n' ' ')"
      sleep 5
    done > "$OUT_DIR/monitor.log" 2>&1) &
   MONITOR=$!
@@ -204,6 +207,24 @@ if [ "$CPU_ONLY" = 0 ]; then
     (cd "$WORK" && timeout "${GPU_BENCH_COLD_TIMEOUT:-300}" "$WORK/network_device_vs_cpu" --backend cuda \
       --kernel-cache "$WORK/netcheck-cache" > "$WORK/netcheck.log" 2>&1) &
   fi
+  if [ -z "${GPU_BENCH_SKIP_NETCHECK:-}" ] && unpack network_device_vs_cpu_checked 2>/dev/null; then
+    # Every autotuned operator's candidate kernels against each other (prepare.sh
+    # --autotune-checks): a wrong kernel prints PANIC with the values that differ.
+    log "operator check with cubecl's autotune checks (background)"
+    (cd "$WORK" && timeout "${GPU_BENCH_COLD_TIMEOUT:-300}" "$WORK/network_device_vs_cpu_checked" \
+      --backend cuda --skip-network --kernel-cache "$WORK/checked-cache" > "$WORK/checked.log" 2>&1) &
+  fi
+  if [ -z "${GPU_BENCH_SKIP_PIPECHECK:-}" ] && unpack pipeline_device_vs_official 2>/dev/null; then
+    # The whole GPU pipeline on the committed parity fixtures (small models, official outputs
+    # made on the CPU): f32 must match them (Dice >= 0.999); f16 shows what half precision costs.
+    log "pipeline check on the parity fixtures (background)"
+    # Runs as precision:kernel (TOTALSEG_GPU_CONV: autotune, direct or gemm).
+    (timeout "${GPU_BENCH_COLD_TIMEOUT:-300}" bash -c 'for run in $3; do
+       echo "PIPECHECK $run"; TOTALSEG_GPU_CONV=${run#*:} "$0" --backend cuda --precision ${run%%:*} \
+         --cases fast_ml,total_ml --examples "$1" --kernel-cache "$2"; done' \
+       "$WORK/pipeline_device_vs_official" "$CARRIED" "$WORK/pipecheck-cache" \
+       "${GPU_BENCH_PIPECHECK:-f32:autotune f16:autotune f32:direct}" > "$WORK/pipecheck.log" 2>&1) &
+  fi
   wait_start=$SECONDS
   while [ -n "$(jobs -rp | grep -v "^$MONITOR$")" ]; do sleep 2; done
   log "cold runs done after $((SECONDS - wait_start)) s"
@@ -212,6 +233,8 @@ if [ "$CPU_ONLY" = 0 ]; then
     echo "kernel-cache $variant: $(du -sh "$WORK/home_ours_$variant/kernel-cache" 2>/dev/null | cut -f1)"
   done
   [ -f "$WORK/netcheck.log" ] && tail -n 30 "$WORK/netcheck.log"
+  [ -f "$WORK/checked.log" ] && grep -E "^OP|panicked" "$WORK/checked.log" | cut -c1-400 | head -n 40
+  [ -f "$WORK/pipecheck.log" ] && grep -E "^PIPECHECK|^CASE|voxels differ|Dice|PANIC|panicked" "$WORK/pipecheck.log" | head -n 30
   export_kernel_caches
 fi
 

@@ -1,5 +1,9 @@
 //! Bench helpers.
 
+use std::path::Path;
+
+use totalseg_io::nifti::read_label_map;
+
 /// The value after `--name` on the command line (`--repeats 3` -> `Some("3")`).
 ///
 /// ```
@@ -12,4 +16,101 @@ pub fn flag_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map(String::as_str)
+}
+
+/// One label's agreement between two label maps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelDice {
+    /// The label value.
+    pub label: u8,
+    /// `2 |A and B| / (|A| + |B|)`.
+    pub dice: f64,
+    /// Voxels with this label in ours.
+    pub ours: u64,
+    /// Voxels with this label in the official output.
+    pub official: u64,
+}
+
+/// Dice per label (1..=255) present in either of two label-map files of the same shape.
+pub fn dice_per_class(
+    ours: &Path,
+    official: &Path,
+) -> Result<Vec<LabelDice>, Box<dyn std::error::Error>> {
+    let a = read_label_map(ours)?;
+    let b = read_label_map(official)?;
+    if a.labels.dim() != b.labels.dim() {
+        return Err(format!(
+            "shapes differ: ours {:?}, official {:?}",
+            a.labels.dim(),
+            b.labels.dim()
+        )
+        .into());
+    }
+    Ok(dice_of_labels(
+        a.labels.iter().copied(),
+        b.labels.iter().copied(),
+    ))
+}
+
+/// Dice per label (1..=255) present in either sequence of labels.
+///
+/// ```
+/// let dice = totalseg_benches::dice_of_labels([0, 1, 1, 2].into_iter(), [0, 1, 2, 2].into_iter());
+/// assert_eq!(dice.len(), 2);
+/// assert!((dice[0].dice - 2.0 / 3.0).abs() < 1e-12);
+/// ```
+pub fn dice_of_labels(
+    ours: impl Iterator<Item = u8>,
+    official: impl Iterator<Item = u8>,
+) -> Vec<LabelDice> {
+    let mut in_a = [0u64; 256];
+    let mut in_b = [0u64; 256];
+    let mut both = [0u64; 256];
+    for (x, y) in ours.zip(official) {
+        in_a[x as usize] += 1;
+        in_b[y as usize] += 1;
+        if x == y {
+            both[x as usize] += 1;
+        }
+    }
+    (1..256)
+        .filter(|&l| in_a[l] + in_b[l] > 0)
+        .map(|l| LabelDice {
+            label: l as u8,
+            dice: 2.0 * both[l] as f64 / (in_a[l] + in_b[l]) as f64,
+            ours: in_a[l],
+            official: in_b[l],
+        })
+        .collect()
+}
+
+/// Prints the mean and worst Dice and the labels below 0.99.
+pub fn print_dice(dice: &[LabelDice]) {
+    if dice.is_empty() {
+        println!("Dice: both outputs are all background");
+        return;
+    }
+    let mean = dice.iter().map(|d| d.dice).sum::<f64>() / dice.len() as f64;
+    let worst = dice
+        .iter()
+        .copied()
+        .min_by(|x, y| x.dice.total_cmp(&y.dice))
+        .unwrap_or(dice[0]);
+    println!(
+        "Dice ours vs official over {} classes present: mean {:.5}, worst {:.5} (label {}, {} vs {} voxels)",
+        dice.len(),
+        mean,
+        worst.dice,
+        worst.label,
+        worst.ours,
+        worst.official
+    );
+    let below: Vec<_> = dice.iter().filter(|d| d.dice < 0.99).collect();
+    println!("classes with Dice < 0.99: {}", below.len());
+    for d in below.iter().take(10) {
+        println!(
+            "  label {}: Dice {:.4} ({} vs {} voxels)",
+            d.label, d.dice, d.ours, d.official
+        );
+    }
 }

@@ -22,7 +22,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use totalseg_io::nifti::read_label_map;
+use totalseg_benches::{dice_per_class, print_dice};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -322,64 +322,6 @@ fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
-}
-
-/// Dice per label (1..=255) present in either map: (label, dice, voxels ours, voxels official).
-fn dice_per_class(ours: &Path, official: &Path) -> BenchResult<Vec<(u8, f64, u64, u64)>> {
-    let a = read_label_map(ours)?;
-    let b = read_label_map(official)?;
-    if a.labels.dim() != b.labels.dim() {
-        return Err(format!(
-            "shapes differ: ours {:?}, official {:?}",
-            a.labels.dim(),
-            b.labels.dim()
-        )
-        .into());
-    }
-    let mut in_a = [0u64; 256];
-    let mut in_b = [0u64; 256];
-    let mut both = [0u64; 256];
-    for (&x, &y) in a.labels.iter().zip(b.labels.iter()) {
-        in_a[x as usize] += 1;
-        in_b[y as usize] += 1;
-        if x == y {
-            both[x as usize] += 1;
-        }
-    }
-    Ok((1..256)
-        .filter(|&l| in_a[l] + in_b[l] > 0)
-        .map(|l| {
-            let dice = 2.0 * both[l] as f64 / (in_a[l] + in_b[l]) as f64;
-            (l as u8, dice, in_a[l], in_b[l])
-        })
-        .collect())
-}
-
-fn print_dice(dice: &[(u8, f64, u64, u64)]) {
-    if dice.is_empty() {
-        println!("Dice: both outputs are all background");
-        return;
-    }
-    let mean = dice.iter().map(|d| d.1).sum::<f64>() / dice.len() as f64;
-    let worst = dice
-        .iter()
-        .copied()
-        .min_by(|x, y| x.1.total_cmp(&y.1))
-        .unwrap_or(dice[0]);
-    println!(
-        "Dice ours vs official over {} classes present: mean {:.5}, worst {:.5} (label {}, {} vs {} voxels)",
-        dice.len(),
-        mean,
-        worst.1,
-        worst.0,
-        worst.2,
-        worst.3
-    );
-    let below: Vec<_> = dice.iter().filter(|d| d.1 < 0.99).collect();
-    println!("classes with Dice < 0.99: {}", below.len());
-    for (label, d, na, nb) in below.iter().take(10) {
-        println!("  label {label}: Dice {d:.4} ({na} vs {nb} voxels)");
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p totalseg-benches --features cuda --bin network_device_vs_cpu -- \
-//!     --backend cuda [--kernel-cache DIR] [--skip-network]
+//!     --backend cuda [--kernel-cache DIR] [--skip-network] [--shrink K]
 //! cargo run --release -p totalseg-benches --bin network_device_vs_cpu -- --backend flex
 //! ```
 //!
@@ -17,11 +17,19 @@
 //! reference. f16 against f32 on random weights agrees on most voxels, not all (the margins
 //! between random logits are small); a kernel that computes the wrong thing agrees on about
 //! 1/classes of them. `--backend flex` runs the device side on Flex too (f16 through the same
-//! generic code), which is how this binary is checked without a GPU.
+//! generic code), which is how this binary is checked without a GPU. Built with
+//! `--features wgpu`, `--backend wgpu` runs burn's GPU kernels (the cubecl code CUDA also
+//! compiles) on Vulkan, e.g. Mesa's software driver lavapipe; `--shrink K` divides every spatial
+//! size by K (the network's patch stays a multiple of 32) for such a slow device.
+//!
+//! Built with `--features cuda-autotune-checks` (or `wgpu-autotune-checks`), every autotuned
+//! operation also runs all of cubecl's candidate kernels and compares them (1 % tolerance); an
+//! operator whose candidates disagree prints `PANIC` and the values that differ.
 //!
 //! `--kernel-cache DIR` points cubecl's PTX and autotune caches at DIR (as `totalseg` does with
 //! `<home>/kernel-cache`), so a run after `totalseg` reuses its compiled and tuned kernels.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
@@ -249,7 +257,19 @@ fn check_op<D: NetworkOps>(op: &impl Op, device: &D::Device) {
     let reference = op.run::<Flex>(DType::F32, &FlexDevice);
     for dtype in [DType::F16, DType::F32] {
         let start = Instant::now();
-        let out = op.run::<D>(dtype, device);
+        // Built with cubecl's autotune checks, a disagreeing candidate kernel panics: report it
+        // and go on with the next operator.
+        let out = match catch_unwind(AssertUnwindSafe(|| op.run::<D>(dtype, device))) {
+            Ok(out) => out,
+            Err(panic) => {
+                println!(
+                    "OP {} {dtype:?}: PANIC {}",
+                    op.name(),
+                    panic_text(panic.as_ref())
+                );
+                continue;
+            }
+        };
         let seconds = start.elapsed().as_secs_f64();
         let (diff, max_ref, bad) = compare(&reference, &out);
         println!(
@@ -258,6 +278,16 @@ fn check_op<D: NetworkOps>(op: &impl Op, device: &D::Device) {
             diff / max_ref.max(f32::MIN_POSITIVE)
         );
     }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    // The first lines say which values differ; the rest is a long backtrace.
+    text.lines().take(6).collect::<Vec<_>>().join(" | ")
 }
 
 /// Argmax over the class axis of `[n, classes, v]` logits (flattened), ties to the lowest.
@@ -281,9 +311,11 @@ fn argmax(logits: &[f32], n: usize, classes: usize) -> Vec<usize> {
 fn check_network<D: NetworkOps>(
     device: &D::Device,
     precision: Precision,
+    shrink: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let config = ModelConfig::from_json_str(PART_JSON, "network-check/model.json".as_ref())?;
-    let p = 128;
+    // The network's five 2x downsamplings need multiples of 32.
+    let p = (128 / shrink).max(32);
     let input = ct_batch(p);
     let reference = {
         let model = NnUnetModel::<Flex>::with_random_weights(
@@ -326,10 +358,14 @@ fn check_network<D: NetworkOps>(
     Ok(())
 }
 
+/// `shrink` divides every spatial size (a software GPU is too slow for the real ones).
 fn run_checks<D: NetworkOps>(
     device: &D::Device,
     network: bool,
+    shrink: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let shrink = shrink.max(1);
+    let small = |size: usize| (size / shrink).max(4);
     // The network's conv shapes at batch 2 (what the sliding window sends), the 1x1x1
     // segmentation heads of a `total` part (25 classes) and of `--fast` (118) included.
     for (kernel, cin, cout, size, stride) in [
@@ -348,7 +384,7 @@ fn run_checks<D: NetworkOps>(
                 kernel,
                 cin,
                 cout,
-                size,
+                size: small(size),
                 stride,
             },
             device,
@@ -358,7 +394,7 @@ fn run_checks<D: NetworkOps>(
         &Transposed {
             cin: 320,
             cout: 320,
-            size: 4,
+            size: small(4),
         },
         device,
     );
@@ -366,26 +402,26 @@ fn run_checks<D: NetworkOps>(
         &Transposed {
             cin: 64,
             cout: 32,
-            size: 64,
+            size: small(64),
         },
         device,
     );
     check_op::<D>(
         &Norm {
             channels: 32,
-            size: 128,
+            size: small(128),
         },
         device,
     );
     check_op::<D>(
         &Norm {
             channels: 320,
-            size: 8,
+            size: small(8),
         },
         device,
     );
     if network {
-        check_network::<D>(device, Precision::F16)?;
+        check_network::<D>(device, Precision::F16, shrink)?;
     }
     Ok(())
 }
@@ -394,14 +430,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| flag_value(&args, name);
     let network = !args.iter().any(|a| a == "--skip-network");
+    let shrink: usize = match value("--shrink") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("--shrink {v}: expected a whole number"))?,
+        None => 1,
+    };
     match value("--backend").unwrap_or("flex") {
-        "flex" => run_checks::<Flex>(&FlexDevice, network),
+        "flex" => run_checks::<Flex>(&FlexDevice, network, shrink),
         #[cfg(feature = "cuda")]
         "cuda" => {
             if let Some(dir) = value("--kernel-cache") {
                 totalsegmentator::builder::gpu::configure_kernel_caches(dir.as_ref());
             }
-            run_checks::<burn_cuda::Cuda>(&burn_cuda::CudaDevice { index: 0 }, network)
+            run_checks::<burn_cuda::Cuda>(&burn_cuda::CudaDevice { index: 0 }, network, shrink)
+        }
+        #[cfg(feature = "wgpu")]
+        "wgpu" => {
+            run_checks::<burn_wgpu::Vulkan>(&burn_wgpu::WgpuDevice::DefaultDevice, network, shrink)
         }
         other => Err(format!("unknown or not built --backend {other}").into()),
     }

@@ -4,8 +4,8 @@
 //! intensities scaled per class), so only tiling, weighting, summing, division, fold averaging
 //! and the copy back are timed. This is what decides which path the CPU uses.
 //!
-//! Sizes (fixed): 25 classes, a 1.5 mm part's patch 128³ on a 200x160x160 image (step 0.5,
-//! 12 tiles), fp16 sums, one fold. Both outputs are compared (must be bit-identical). Prints the
+//! Sizes: 25 classes, a 1.5 mm part's patch 128³ on a 200x160x160 image (step 0.5,
+//! 12 tiles), fp16 sums, one fold; `--shrink K` divides the image and the patch by K. Both outputs are compared (must be bit-identical). Prints the
 //! best of `--repeats` (default 3) per path. Usage:
 //!
 //! ```text
@@ -18,6 +18,8 @@
 //! host's (a compiler contracting `sum + tile * g` into one FMA would show here). It then checks
 //! the device argmax (`argmax_on_device` + `labels_to_host`, which the sums above do not reach)
 //! against the host's `argmax_channels` on fp16 logits with many ties, for 25 and 118 classes.
+//! Built with `--features wgpu`, `--backend wgpu` runs the same checks on burn-wgpu over Vulkan
+//! (burn's GPU kernels on Mesa's software driver lavapipe where there is no GPU).
 
 use std::time::Instant;
 
@@ -80,8 +82,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| flag_value(&args, name);
     let repeats: usize = value("--repeats").and_then(|v| v.parse().ok()).unwrap_or(3);
+    let shrink: usize = value("--shrink")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let sizes = Sizes {
+        image: [200 / shrink, 160 / shrink, 160 / shrink],
+        patch: 128 / shrink,
+        repeats,
+    };
     match value("--backend").unwrap_or("flex") {
-        "flex" => compare::<Flex>(&FlexDevice, "Flex", &[AccumulationPrecision::Fp16], repeats),
+        "flex" => compare::<Flex>(&FlexDevice, "Flex", &[AccumulationPrecision::Fp16], sizes),
         #[cfg(feature = "cuda")]
         "cuda" => compare::<burn_cuda::Cuda>(
             &burn_cuda::CudaDevice { index: 0 },
@@ -91,10 +102,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 AccumulationPrecision::Fp16Autocast,
                 AccumulationPrecision::Fp32,
             ],
-            repeats,
+            sizes,
+        ),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => compare::<burn_wgpu::Vulkan>(
+            &burn_wgpu::WgpuDevice::DefaultDevice,
+            "Vulkan",
+            &[
+                AccumulationPrecision::Fp16,
+                AccumulationPrecision::Fp16Autocast,
+                AccumulationPrecision::Fp32,
+            ],
+            sizes,
         ),
         other => Err(format!("unknown or not built --backend {other}").into()),
     }
+}
+
+/// The image, the patch (a cube) and the number of timed repeats.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    image: [usize; 3],
+    patch: usize,
+    repeats: usize,
 }
 
 /// Times both paths for each arithmetic and reports whether their logits agree bit for bit.
@@ -102,15 +132,20 @@ fn compare<B: Backend>(
     device: &B::Device,
     backend: &str,
     arithmetics: &[AccumulationPrecision],
-    repeats: usize,
+    sizes: Sizes,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let shape = (1, 200, 160, 160);
+    let Sizes {
+        image: [a, b, c],
+        patch,
+        repeats,
+    } = sizes;
+    let shape = (1, a, b, c);
     let image = Array4::from_shape_fn(shape, |(_, i, j, k)| {
         ((i as f32 * 0.1).sin() + (j as f32 * 0.07).cos() * (k as f32 * 0.05).sin()) * 3.0
     });
     for &accumulation in arithmetics {
         let settings = PredictorSettings {
-            patch_size: [128, 128, 128],
+            patch_size: [patch; 3],
             spacing: [1.5; 3],
             transpose_forward: [0, 1, 2],
             transpose_backward: [0, 1, 2],
@@ -161,7 +196,7 @@ fn compare<B: Backend>(
             _ => (usize::MAX, f32::NAN),
         };
         println!(
-            "sliding window, {CLASSES} classes, image {:?}, patch 128^3, {accumulation:?} sums, best of {repeats}:",
+            "sliding window, {CLASSES} classes, image {:?}, patch {patch}^3, {accumulation:?} sums, best of {repeats}:",
             &image.shape()[1..]
         );
         println!("  host accumulator (rayon): {best_host:.2} s");

@@ -5,6 +5,8 @@
 //! [`burn_flex::Flex`] overrides them with its own multi-threaded SIMD kernels (module `flex`). The model code
 //! only ever calls these methods, so it stays backend-generic.
 
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub(crate) mod cube;
 pub(crate) mod flex;
 pub(crate) mod generic;
 
@@ -85,5 +87,32 @@ pub trait NetworkOps: Backend {
     }
 }
 
-#[cfg(feature = "cuda")]
+/// Burn's CUDA backend; the convolution kernel can be chosen (`TOTALSEG_GPU_CONV`).
+#[cfg(all(feature = "cuda", not(feature = "cuda-fusion")))]
+impl NetworkOps for burn_cuda::Cuda {
+    fn unet_conv3d(
+        x: Tensor<Self, 5>,
+        params: &ConvParams<Self>,
+        stride: [usize; 3],
+        padding: [usize; 3],
+    ) -> Tensor<Self, 5> {
+        cube::conv3d(x, params, stride, padding)
+    }
+}
+
+/// Burn's CUDA backend with kernel fusion: Burn's choice of kernels throughout.
+#[cfg(feature = "cuda-fusion")]
 impl NetworkOps for burn_cuda::Cuda {}
+
+/// Burn's Vulkan backend (checks of the GPU code without a GPU, e.g. on Mesa's lavapipe).
+#[cfg(feature = "wgpu")]
+impl NetworkOps for burn_wgpu::Vulkan {
+    fn unet_conv3d(
+        x: Tensor<Self, 5>,
+        params: &ConvParams<Self>,
+        stride: [usize; 3],
+        padding: [usize; 3],
+    ) -> Tensor<Self, 5> {
+        cube::conv3d(x, params, stride, padding)
+    }
+}

@@ -1,0 +1,111 @@
+//! The convolution on Burn's GPU backends (cubecl: CUDA, Vulkan) with a kernel chosen by the
+//! user.
+//!
+//! Burn autotunes among its convolution kernels (a direct kernel; implicit GEMMs on the tensor
+//! cores, with TMA on Hopper GPUs) and keeps the fastest without checking its result.
+//! `TOTALSEG_GPU_CONV` picks one instead: `direct` (simplest, slowest), `gemm` (implicit GEMM
+//! without TMA) or `autotune` (the default). It tells a wrong kernel from a wrong network on a
+//! GPU (docs/gpu.md), and works around one.
+
+use std::sync::OnceLock;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::module::conv3d as burn_conv3d;
+use burn::tensor::{Tensor, TensorPrimitive};
+use burn_cubecl::kernel::conv::{conv_forward, ConvStrategy};
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::CubeRuntime;
+
+use super::{generic, ConvParams};
+
+/// The convolution kernel of the GPU backends (`TOTALSEG_GPU_CONV`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuConvKernel {
+    /// Burn's choice, benchmarked per shape (`autotune`).
+    Autotune,
+    /// The direct kernel (`direct`).
+    Direct,
+    /// The implicit GEMM on the tensor cores, without TMA (`gemm`).
+    ImplicitGemm,
+}
+
+impl GpuConvKernel {
+    /// The environment variable that chooses the kernel.
+    pub const VARIABLE: &'static str = "TOTALSEG_GPU_CONV";
+
+    /// `autotune`, `direct` or `gemm` (any case).
+    ///
+    /// ```
+    /// use totalseg_nn::GpuConvKernel;
+    /// assert_eq!(GpuConvKernel::parse("Direct"), Some(GpuConvKernel::Direct));
+    /// assert_eq!(GpuConvKernel::parse("tma"), None);
+    /// ```
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "autotune" | "" => Some(Self::Autotune),
+            "direct" => Some(Self::Direct),
+            "gemm" => Some(Self::ImplicitGemm),
+            _ => None,
+        }
+    }
+
+    /// The kernel `TOTALSEG_GPU_CONV` names, read once; an unknown name warns and autotunes.
+    pub fn from_env() -> Self {
+        static KERNEL: OnceLock<GpuConvKernel> = OnceLock::new();
+        *KERNEL.get_or_init(|| {
+            let value = std::env::var(Self::VARIABLE).unwrap_or_default();
+            Self::parse(&value).unwrap_or_else(|| {
+                log::warn!(
+                    "{}={value}: unknown convolution kernel (autotune, direct or gemm); autotuning",
+                    Self::VARIABLE
+                );
+                Self::Autotune
+            })
+        })
+    }
+}
+
+/// [`generic::conv3d`] (same numerics) with the kernel [`GpuConvKernel::from_env`] names; a
+/// kernel that cannot run this shape falls back to Burn's choice. (Not on CUDA with kernel
+/// fusion, whose tensors are fusion handles: there Burn chooses.)
+#[cfg_attr(
+    all(feature = "cuda-fusion", not(feature = "wgpu")),
+    allow(dead_code, reason = "CUDA with fusion keeps Burn's kernel choice")
+)]
+pub(crate) fn conv3d<B, R>(
+    x: Tensor<B, 5>,
+    params: &ConvParams<B>,
+    stride: [usize; 3],
+    padding: [usize; 3],
+) -> Tensor<B, 5>
+where
+    B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+    R: CubeRuntime,
+{
+    let kernel = GpuConvKernel::from_env();
+    let strategy = match kernel {
+        GpuConvKernel::Autotune => return generic::conv3d(x, params, stride, padding),
+        GpuConvKernel::Direct => ConvStrategy::Direct,
+        GpuConvKernel::ImplicitGemm => ConvStrategy::ImplicitGemm,
+    };
+    generic::conv3d_with(x, params, stride, padding, |x, weight, bias, options| {
+        let chosen = conv_forward::<R, 3>(
+            x.clone().into_primitive().tensor(),
+            weight.clone().into_primitive().tensor(),
+            bias.clone().map(|b| b.into_primitive().tensor()),
+            options.clone(),
+            strategy,
+        );
+        match chosen {
+            Ok(out) => Tensor::from_primitive(TensorPrimitive::Float(out)),
+            Err(e) => {
+                log::warn!(
+                    "{}: the {kernel:?} convolution cannot run {:?} ({e:?}); autotuning it",
+                    GpuConvKernel::VARIABLE,
+                    x.dims()
+                );
+                burn_conv3d(x, weight, bias, options)
+            }
+        }
+    })
+}
