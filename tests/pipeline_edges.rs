@@ -348,3 +348,49 @@ fn save_lowres_with_a_crop_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn batch_size_variable_is_checked_and_does_not_change_the_output() {
+    let work = tempfile::tempdir().expect("tmp");
+    let input = shared("example_ct_sm.nii.gz");
+    let with_batch = |value: &str, output: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_totalseg"))
+            .arg("-i")
+            .arg(&input)
+            .arg("-o")
+            .arg(output)
+            .args([
+                "--fast",
+                "--ml",
+                "-d",
+                "cpu",
+                "-q",
+                "--offline",
+                "--weights-dir",
+            ])
+            .arg(repo().join("fixtures/pipeline/weights"))
+            .env("TOTALSEG_HOME_DIR", work.path().join("home"))
+            .env("TOTALSEG_BATCH_SIZE", value)
+            .env_remove("TOTALSEG_WEIGHTS_PATH")
+            .output()
+            .expect("totalseg runs")
+    };
+    let refused = with_batch("0", &work.path().join("zero.nii.gz"));
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("TOTALSEG_BATCH_SIZE=0"), "{err}");
+    assert!(!work.path().join("zero.nii.gz").exists());
+
+    // Three tiles per network call: the official --fast output all the same.
+    let output = work.path().join("three.nii.gz");
+    let out = with_batch("3", &output);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_output(
+        &output,
+        &repo().join("fixtures/pipeline/fast_ml/segmentation.nii.gz"),
+    );
+}

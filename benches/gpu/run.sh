@@ -33,6 +33,7 @@
 # default 480), GPU_BENCH_CASES (default "total large;fast small"), GPU_BENCH_SKIP_SWCHECK=1,
 # GPU_BENCH_SKIP_NETCHECK=1, GPU_BENCH_SKIP_PIPECHECK=1, GPU_BENCH_PIPECHECK (the pipeline
 # check's runs as precision:kernel, default "f32:autotune f16:autotune f32:direct"),
+# GPU_BENCH_EXTRA_BATCH (our warm runs again at these batch sizes, default "1"; empty: none),
 # GPU_BENCH_WORK, GPU_BENCH_CARRIED.
 #
 # Cases (GPU): `total` (5 parts 291-295, 1.5 mm) on the upsampled CT (0.8x0.8x1.0 mm,
@@ -259,6 +260,18 @@ for case in "${CASES[@]}"; do
   else
     echo "DICE $case_name: missing output"
   fi
+  # The same run at other batch sizes (TOTALSEG_BATCH_SIZE): time and GPU memory per batch size.
+  for batch in ${GPU_BENCH_EXTRA_BATCH-1}; do
+    [ "$CPU_ONLY" = 0 ] && [ "$SECONDS" -le "${GPU_BENCH_DEADLINE_S:-480}" ] || break
+    auto_out=$ours_out
+    ours_out="$RESULTS/ours_batch${batch}.nii.gz"
+    (export TOTALSEG_BATCH_SIZE=$batch; run_ours "ours-batch$batch/$case_name" "$RUN_TIMEOUT" "$WORK/ours_batch.log")
+    grep -E "^RESULT|\[timing\]" "$WORK/ours_batch.log" | tail -n 12
+    [ -f "$ours_out" ] && [ -f "$auto_out" ] && \
+      echo "DICE batch$batch vs default batch $case_name: $(python3 benches/gpu/dice.py "$ours_out" "$auto_out" | tr '\n' ' ')"
+    rm -f "$ours_out"
+    ours_out=$auto_out
+  done
 done
 # 7. GPU, when `fast small` is a case: both tools on the CPU too, and the Dice of every GPU
 #    output against its own CPU output. Tells a GPU-side error of ours from one of the reference

@@ -103,6 +103,9 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
     if let Some(classes) = roi {
         builder = builder.roi_subset(classes, robust);
     }
+    if let Ok(value) = std::env::var(BATCH_SIZE_VARIABLE) {
+        builder = builder.batch_size(parse_batch_size(&value)?);
+    }
     if !quiet {
         builder = builder.download_progress(Box::new(DownloadBar::new()));
     }
@@ -179,6 +182,27 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
         );
     }
     Ok(())
+}
+
+/// Tiles per network call, overriding the default (1 on the CPU, from the free memory on a
+/// GPU): for measuring the GPU's speed and memory at a given batch size.
+pub const BATCH_SIZE_VARIABLE: &str = "TOTALSEG_BATCH_SIZE";
+
+/// A [`BATCH_SIZE_VARIABLE`] value: a whole number of at least 1.
+///
+/// ```
+/// use totalsegmentator::cli::run::parse_batch_size;
+/// assert_eq!(parse_batch_size(" 2 ").unwrap(), 2);
+/// assert!(parse_batch_size("0").is_err());
+/// assert!(parse_batch_size("two").is_err());
+/// ```
+pub fn parse_batch_size(value: &str) -> Result<usize, SegmentError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(SegmentError::Model(format!(
+            "{BATCH_SIZE_VARIABLE}={value}: expected a whole number of tiles, at least 1"
+        ))),
+    }
 }
 
 /// `-l/--license_number`: stored in the home's config.json as the Python tool does.
