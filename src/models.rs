@@ -183,24 +183,25 @@ impl<B: NetworkOps> DeviceSlidingWindow for BurnTileNetwork<B> {
                 )
             }))
         };
-        let first = match attempt(self.batch_size) {
-            Ok(result) => return result,
-            Err(panic) => panic_message(panic.as_ref()),
-        };
-        if self.batch_size > 1 {
-            log::warn!(
-                "{}: the device failed with {} tiles per batch ({first}); retrying one tile at a time",
-                self.model.config().dataset_name,
-                self.batch_size
-            );
-            match attempt(1) {
-                Ok(result) => return result,
-                Err(panic) => {
-                    return Err(device_failure(self, &panic_message(panic.as_ref())));
-                }
+        let result = match attempt(self.batch_size) {
+            Ok(result) => result,
+            Err(panic) if self.batch_size > 1 => {
+                log::warn!(
+                    "{}: the device failed with {} tiles per batch ({}); retrying one tile at a time",
+                    self.model.config().dataset_name,
+                    self.batch_size,
+                    panic_message(panic.as_ref())
+                );
+                attempt(1).unwrap_or_else(|panic| {
+                    Err(device_failure(self, &panic_message(panic.as_ref())))
+                })
             }
-        }
-        Err(device_failure(self, &first))
+            Err(panic) => Err(device_failure(self, &panic_message(panic.as_ref()))),
+        };
+        // Hand the memory pools' free pages back to the device: the next part's tensors have
+        // other sizes, and the pools would otherwise keep every part's pages.
+        B::memory_cleanup(&self.device);
+        result
     }
 }
 
