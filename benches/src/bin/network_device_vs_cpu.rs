@@ -33,6 +33,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
+use burn::tensor::module::conv3d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
 use burn_flex::{Flex, FlexDevice};
 use totalseg_benches::flag_value;
@@ -139,6 +141,10 @@ fn compare(reference: &[f32], other: &[f32]) -> (f32, f32, usize) {
 trait Op {
     fn name(&self) -> String;
     fn run<B: NetworkOps>(&self, dtype: DType, device: &B::Device) -> Vec<f32>;
+    /// The dtypes it runs in on the device.
+    fn dtypes(&self) -> &'static [DType] {
+        &[DType::F16, DType::F32]
+    }
 }
 
 struct Conv {
@@ -148,6 +154,9 @@ struct Conv {
     cout: usize,
     size: usize,
     stride: usize,
+    /// Burn's `conv3d` itself on the f16 operands, instead of `NetworkOps::unet_conv3d`
+    /// (f32 operands): what f16 tensor-core kernels would give, and how fast.
+    raw: bool,
 }
 
 impl Op for Conv {
@@ -161,7 +170,18 @@ impl Op for Conv {
             self.cin,
             self.size,
             k = self.kernel
-        )
+        ) + if self.raw {
+            " (Burn's conv3d on f16 operands)"
+        } else {
+            ""
+        }
+    }
+    fn dtypes(&self) -> &'static [DType] {
+        if self.raw {
+            &[DType::F16]
+        } else {
+            &[DType::F16, DType::F32]
+        }
     }
     fn run<B: NetworkOps>(&self, dtype: DType, device: &B::Device) -> Vec<f32> {
         let s = self.size;
@@ -181,6 +201,10 @@ impl Op for Conv {
         };
         params.packed = B::unet_pack_conv3d(&params);
         let x = tensor::<B, 5>(&x, [self.batch, self.cin, s, s, s], dtype, device);
+        if self.raw {
+            let options = ConvOptions::new([self.stride; 3], [k / 2; 3], [1; 3], 1);
+            return to_host(conv3d(x, params.weight, params.bias, options));
+        }
         to_host(B::unet_conv3d(x, &params, [self.stride; 3], [k / 2; 3]))
     }
 }
@@ -255,25 +279,33 @@ impl Op for Norm {
 
 fn check_op<D: NetworkOps>(op: &impl Op, device: &D::Device) {
     let reference = op.run::<Flex>(DType::F32, &FlexDevice);
-    for dtype in [DType::F16, DType::F32] {
-        let start = Instant::now();
-        // Built with cubecl's autotune checks, a disagreeing candidate kernel panics: report it
-        // and go on with the next operator.
-        let out = match catch_unwind(AssertUnwindSafe(|| op.run::<D>(dtype, device))) {
-            Ok(out) => out,
-            Err(panic) => {
-                println!(
-                    "OP {} {dtype:?}: PANIC {}",
-                    op.name(),
-                    panic_text(panic.as_ref())
-                );
-                continue;
+    for &dtype in op.dtypes() {
+        // Twice: the first run compiles and tunes its kernels, the second is the speed.
+        let mut seconds = Vec::new();
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let start = Instant::now();
+            // Built with cubecl's autotune checks, a disagreeing candidate kernel panics:
+            // report it and go on with the next operator.
+            match catch_unwind(AssertUnwindSafe(|| op.run::<D>(dtype, device))) {
+                Ok(values) => out = values,
+                Err(panic) => {
+                    println!(
+                        "OP {} {dtype:?}: PANIC {}",
+                        op.name(),
+                        panic_text(panic.as_ref())
+                    );
+                    break;
+                }
             }
+            seconds.push(start.elapsed().as_secs_f64());
+        }
+        let [first, again] = seconds[..] else {
+            continue;
         };
-        let seconds = start.elapsed().as_secs_f64();
         let (diff, max_ref, bad) = compare(&reference, &out);
         println!(
-            "OP {} {dtype:?}: max |diff| {diff:.3e} (max |ref| {max_ref:.3e}, relative {:.2e}), non-finite {bad}, {seconds:.2} s",
+            "OP {} {dtype:?}: max |diff| {diff:.3e} (max |ref| {max_ref:.3e}, relative {:.2e}), non-finite {bad}, {first:.2} s first, {again:.3} s again",
             op.name(),
             diff / max_ref.max(f32::MIN_POSITIVE)
         );
@@ -378,17 +410,20 @@ fn run_checks<D: NetworkOps>(
         (1, 32, 25, 128, 1),
         (1, 32, 118, 64, 1),
     ] {
-        check_op::<D>(
-            &Conv {
-                batch: 2,
-                kernel,
-                cin,
-                cout,
-                size: small(size),
-                stride,
-            },
-            device,
-        );
+        for raw in [false, true] {
+            check_op::<D>(
+                &Conv {
+                    batch: 2,
+                    kernel,
+                    cin,
+                    cout,
+                    size: small(size),
+                    stride,
+                    raw,
+                },
+                device,
+            );
+        }
     }
     check_op::<D>(
         &Transposed {
