@@ -1,7 +1,7 @@
 //! The whole pipeline the GPU runs, on any Burn backend, against the official tool's output.
 //!
 //! Runs the parity cases of `fixtures/pipeline/` (the official TotalSegmentator's outputs on
-//! small synthetic-weight models, see its README) through a [`Segmenter`] whose models run on
+//! small synthetic-weight models, see its README) through a `Segmenter` whose models run on
 //! the chosen backend with their sliding window on the device, exactly as `--device gpu` sets
 //! them up: tiles batched on the device, fp16 sums, argmax on the device. Prints per case the
 //! labels' Dice against the official output and how many voxels differ.
