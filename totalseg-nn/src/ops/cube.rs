@@ -14,9 +14,9 @@ use burn::tensor::module::conv3d as burn_conv3d;
 use burn::tensor::{Tensor, TensorPrimitive};
 use burn_cubecl::kernel::conv::{conv_forward, ConvStrategy};
 use burn_cubecl::tensor::CubeTensor;
-use burn_cubecl::CubeRuntime;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-use super::{generic, ConvParams};
+use super::{generic, ConvParams, NetworkOps};
 
 /// The convolution kernel of the GPU backends (`TOTALSEG_GPU_CONV`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +65,28 @@ impl GpuConvKernel {
     }
 }
 
+/// Every cubecl backend without fusion (burn-cuda's default here, burn-wgpu's Vulkan): the
+/// generic operators, with the convolution kernel of [`GpuConvKernel::from_env`]. (CUDA with
+/// kernel fusion holds fusion handles instead: there Burn chooses, see `super`.)
+impl<R, F, I, BT> NetworkOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+    fn unet_conv3d(
+        x: Tensor<Self, 5>,
+        params: &ConvParams<Self>,
+        stride: [usize; 3],
+        padding: [usize; 3],
+    ) -> Tensor<Self, 5> {
+        conv3d(x, params, stride, padding)
+    }
+}
+
 /// [`generic::conv3d`] (same numerics) with the kernel [`GpuConvKernel::from_env`] names; a
-/// kernel that cannot run this shape falls back to Burn's choice. (Not on CUDA with kernel
-/// fusion, whose tensors are fusion handles: there Burn chooses.)
-#[cfg_attr(
-    all(feature = "cuda-fusion", not(feature = "wgpu")),
-    allow(dead_code, reason = "CUDA with fusion keeps Burn's kernel choice")
-)]
+/// kernel that cannot run this shape falls back to Burn's choice.
 pub(crate) fn conv3d<B, R>(
     x: Tensor<B, 5>,
     params: &ConvParams<B>,

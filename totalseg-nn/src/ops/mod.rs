@@ -87,32 +87,9 @@ pub trait NetworkOps: Backend {
     }
 }
 
-/// Burn's CUDA backend; the convolution kernel can be chosen (`TOTALSEG_GPU_CONV`).
-#[cfg(all(feature = "cuda", not(feature = "cuda-fusion")))]
-impl NetworkOps for burn_cuda::Cuda {
-    fn unet_conv3d(
-        x: Tensor<Self, 5>,
-        params: &ConvParams<Self>,
-        stride: [usize; 3],
-        padding: [usize; 3],
-    ) -> Tensor<Self, 5> {
-        cube::conv3d(x, params, stride, padding)
-    }
-}
+// Burn's GPU backends without kernel fusion (CUDA, and Vulkan for checks without a GPU):
+// `cube`'s impl for `burn_cubecl::CubeBackend`, where the convolution kernel can be chosen.
 
 /// Burn's CUDA backend with kernel fusion: Burn's choice of kernels throughout.
 #[cfg(feature = "cuda-fusion")]
 impl NetworkOps for burn_cuda::Cuda {}
-
-/// Burn's Vulkan backend (checks of the GPU code without a GPU, e.g. on Mesa's lavapipe).
-#[cfg(feature = "wgpu")]
-impl NetworkOps for burn_wgpu::Vulkan {
-    fn unet_conv3d(
-        x: Tensor<Self, 5>,
-        params: &ConvParams<Self>,
-        stride: [usize; 3],
-        padding: [usize; 3],
-    ) -> Tensor<Self, 5> {
-        cube::conv3d(x, params, stride, padding)
-    }
-}
