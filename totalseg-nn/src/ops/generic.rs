@@ -231,48 +231,6 @@ mod tests {
     }
 
     #[test]
-    fn instance_norm_statistics_stay_accurate_over_large_tiles() {
-        // Smooth activations with a mean far from zero against their spread, 64x64x128 per
-        // channel (the same data as the Flex kernel's test in layers.rs).
-        let (c, d, h, w) = (2usize, 64usize, 64usize, 128usize);
-        let values: Vec<f32> = (0..c * d * h * w)
-            .map(|i| {
-                let channel = i / (d * h * w);
-                let offset = if channel == 0 { 1000.0 } else { -300.0 };
-                offset + 0.3 + ((i % w) as f32 / w as f32) * 3.0
-            })
-            .collect();
-        let x = Tensor::<Flex, 5>::from_data(
-            TensorData::new(values.clone(), [1, c, d, h, w]),
-            &FlexDevice,
-        );
-        let norm = NormParams {
-            affine: None,
-            eps: 1e-5,
-        };
-        let out = instance_norm_leaky_relu(x, &norm, None)
-            .into_data()
-            .into_vec::<f32>()
-            .expect("f32");
-        let len = d * h * w;
-        let mut worst = 0.0f64;
-        for (channel, got) in values.chunks(len).zip(out.chunks(len)) {
-            let mean = channel.iter().map(|&v| f64::from(v)).sum::<f64>() / len as f64;
-            let var = channel
-                .iter()
-                .map(|&v| (f64::from(v) - mean).powi(2))
-                .sum::<f64>()
-                / len as f64;
-            for (&v, &g) in channel.iter().zip(got) {
-                let expected = (f64::from(v) - mean) / (var + 1e-5).sqrt();
-                worst = worst.max((f64::from(g) - expected).abs());
-            }
-        }
-        // 9e-8 with the f64 partial sums; 8.5e-4 when they are f32 (three levels or flat).
-        assert!(worst < 2e-4, "max error {worst}");
-    }
-
-    #[test]
     fn f16_transposed_conv_sums_in_f32_and_rounds_only_its_output() {
         let (cin, cout, s) = (512, 2, 2);
         let x = f16_values(cin * s * s * s, 4);
