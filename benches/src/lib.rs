@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use ndarray::Array3;
 use totalseg_io::nifti::read_label_map;
 
 /// The value after `--name` on the command line (`--repeats 3` -> `Some("3")`).
@@ -36,19 +37,25 @@ pub fn dice_per_class(
     ours: &Path,
     official: &Path,
 ) -> Result<Vec<LabelDice>, Box<dyn std::error::Error>> {
-    let a = read_label_map(ours)?;
-    let b = read_label_map(official)?;
-    if a.labels.dim() != b.labels.dim() {
+    Ok(dice_of_maps(
+        &read_label_map(ours)?.labels,
+        &read_label_map(official)?.labels,
+    )?)
+}
+
+/// Dice per label (1..=255) present in either of two label maps; an error if their shapes
+/// differ.
+pub fn dice_of_maps(ours: &Array3<u8>, official: &Array3<u8>) -> Result<Vec<LabelDice>, String> {
+    if ours.dim() != official.dim() {
         return Err(format!(
             "shapes differ: ours {:?}, official {:?}",
-            a.labels.dim(),
-            b.labels.dim()
-        )
-        .into());
+            ours.dim(),
+            official.dim()
+        ));
     }
     Ok(dice_of_labels(
-        a.labels.iter().copied(),
-        b.labels.iter().copied(),
+        ours.iter().copied(),
+        official.iter().copied(),
     ))
 }
 

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use burn_flex::{Flex, FlexDevice};
 use serde_json::Value;
-use totalseg_benches::{dice_of_labels, flag_value, print_dice};
+use totalseg_benches::{dice_of_maps, flag_value, print_dice};
 use totalseg_io::nifti::read_label_map;
 use totalseg_nn::{NetworkOps, Precision};
 use totalsegmentator::models::{BatchSizePolicy, BurnModelProvider, SlidingWindowSite};
@@ -191,14 +191,7 @@ where
     let volume = read_nifti(&input)?;
     let ours = segmenter.segment(&volume)?;
     let official = read_label_map(&official)?;
-    if ours.labels.dim() != official.labels.dim() {
-        return Err(format!(
-            "shapes differ: ours {:?}, official {:?}",
-            ours.labels.dim(),
-            official.labels.dim()
-        )
-        .into());
-    }
+    let dice = dice_of_maps(&ours.labels, &official.labels)?;
     let differing = ours
         .labels
         .iter()
@@ -213,7 +206,6 @@ where
         background as f64 / ours.labels.len() as f64,
         official.labels.iter().filter(|&&v| v == 0).count() as f64 / ours.labels.len() as f64
     );
-    let dice = dice_of_labels(ours.labels.iter().copied(), official.labels.iter().copied());
     print_dice(&dice);
     Ok(if dice.is_empty() {
         1.0
