@@ -361,18 +361,16 @@ impl<B: Backend> TileArithmetic<B> {
     }
 }
 
-/// Whether `values` holds an infinity: its extremes, two reductions with no full-size
-/// temporary (a mask and its integer sum would cost 5 bytes per value).
+/// Whether `values` holds an infinity: its max and min, two reductions with no full-size
+/// temporary (a mask and its integer sum would cost 5 bytes per value), read in one copy.
 fn has_infinite<B: Backend>(values: Tensor<B, 4>) -> Result<bool, SegmentError> {
-    let scalar = |t: Tensor<B, 1>| -> Result<f32, SegmentError> {
-        t.cast(DType::F32)
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .map_err(|e| SegmentError::Model(format!("reading logits from the device: {e:?}")))
-            .map(|v| v.first().copied().unwrap_or(0.0))
-    };
-    Ok(scalar(values.clone().max())?.is_infinite() || scalar(values.min())?.is_infinite())
+    let extremes = Tensor::cat(vec![values.clone().max(), values.min()], 0)
+        .cast(DType::F32)
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| SegmentError::Model(format!("reading logits from the device: {e:?}")))?;
+    Ok(extremes.iter().any(|v| v.is_infinite()))
 }
 
 /// Argmax over the channel axis of `[classes, d0, d1, d2]`, ties to the lowest channel (as
