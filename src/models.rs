@@ -214,8 +214,13 @@ fn device_failure<B: NetworkOps>(network: &BurnTileNetwork<B>, message: &str) ->
     ))
 }
 
-/// The text of a caught panic.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// The text of a caught panic (Burn's GPU backends report device failures by panicking).
+///
+/// ```
+/// let panic = std::panic::catch_unwind(|| panic!("out of memory")).unwrap_err();
+/// assert_eq!(totalsegmentator::models::panic_message(panic.as_ref()), "out of memory");
+/// ```
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

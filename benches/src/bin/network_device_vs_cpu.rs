@@ -312,13 +312,9 @@ fn check_op<D: NetworkOps>(op: &impl Op, device: &D::Device) {
     }
 }
 
+/// The first lines of a caught panic's text: which values differ (the rest is a backtrace).
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    // The first lines say which values differ; the rest is a long backtrace.
+    let text = totalsegmentator::models::panic_message(panic);
     text.lines().take(6).collect::<Vec<_>>().join(" | ")
 }
 
