@@ -1,11 +1,17 @@
 //! The convolution on Burn's GPU backends (cubecl: CUDA, Vulkan) with a kernel chosen by the
-//! user.
+//! user, and the InstanceNorm statistics with a fixed reduction kernel.
 //!
 //! Burn autotunes among its convolution kernels (a direct kernel; implicit GEMMs on the tensor
 //! cores, with TMA on Hopper GPUs) and keeps the fastest without checking its result.
 //! `TOTALSEG_GPU_CONV` picks one instead: `direct` (simplest, slowest), `gemm` (implicit GEMM
 //! without TMA) or `autotune` (the default). It tells a wrong kernel from a wrong network on a
 //! GPU (docs/gpu.md), and works around one.
+//!
+//! Burn also autotunes every reduction per shape. The InstanceNorm statistics sum each
+//! activation shape along three axes (f32 then f64), which made about 19 of the 43 tunings of a
+//! cold `total` run on an H200, each compiling and timing every candidate kernel (about 6 s).
+//! They are small next to the convolutions, so they run cubecl's default reduction kernel
+//! instead ([`sum_dim_untuned`]), with the same arithmetic as the generic path.
 
 use std::sync::OnceLock;
 
@@ -13,10 +19,13 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::conv3d as burn_conv3d;
 use burn::tensor::{Tensor, TensorPrimitive};
 use burn_cubecl::kernel::conv::{conv_forward, ConvStrategy};
+use burn_cubecl::kernel::reduce::{reduce_dim, KernelReduceStrategy};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-use super::{generic, ConvParams, NetworkOps};
+use cubek_reduce::components::instructions::ReduceOperationConfig;
+
+use super::{generic, ConvParams, NetworkOps, NormParams};
 
 /// The convolution kernel of the GPU backends (`TOTALSEG_GPU_CONV`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +75,9 @@ impl GpuConvKernel {
 }
 
 /// Every cubecl backend without fusion (burn-cuda's default here, burn-wgpu's Vulkan): the
-/// generic operators, with the convolution kernel of [`GpuConvKernel::from_env`]. (CUDA with
-/// kernel fusion holds fusion handles instead: there Burn chooses, see `super`.)
+/// generic operators, with the convolution kernel of [`GpuConvKernel::from_env`] and untuned
+/// reductions in the InstanceNorm. (CUDA with kernel fusion holds fusion handles instead: there
+/// Burn chooses, see `super`.)
 impl<R, F, I, BT> NetworkOps for CubeBackend<R, F, I, BT>
 where
     R: CubeRuntime,
@@ -82,6 +92,40 @@ where
         padding: [usize; 3],
     ) -> Tensor<Self, 5> {
         conv3d(x, params, stride, padding)
+    }
+
+    fn unet_instance_norm(
+        x: Tensor<Self, 5>,
+        norm: &NormParams<Self>,
+        negative_slope: Option<f64>,
+    ) -> Tensor<Self, 5> {
+        generic::instance_norm_leaky_relu_with(x, norm, negative_slope, sum_dim_untuned)
+    }
+}
+
+/// `x.sum_dim(dim)` by cubecl's default reduction kernel (no autotuning); a reduction it
+/// refuses falls back to Burn's autotuned one.
+pub(crate) fn sum_dim_untuned<B, R>(x: Tensor<B, 5>, dim: usize) -> Tensor<B, 5>
+where
+    B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+    R: CubeRuntime,
+{
+    let summed = reduce_dim::<R>(
+        x.clone().into_primitive().tensor(),
+        None,
+        dim,
+        KernelReduceStrategy::Unspecified,
+        ReduceOperationConfig::Sum,
+    );
+    match summed {
+        Ok(out) => Tensor::from_primitive(TensorPrimitive::Float(out)),
+        Err(e) => {
+            log::warn!(
+                "the default reduction kernel cannot sum axis {dim} of {:?} ({e:?}); autotuning it",
+                x.dims()
+            );
+            x.sum_dim(dim)
+        }
     }
 }
 
