@@ -13,7 +13,7 @@
 pub mod device;
 
 use half::f16;
-use ndarray::{Array3, Array4, Array5, ArrayView4, ArrayView5, Axis, Zip};
+use ndarray::{Array3, Array4, Array5, ArrayView4, ArrayView5, Axis};
 use rayon::prelude::*;
 use totalseg_core::nonzero_crop::{crop_to_nonzero, insert_crop_into_image};
 use totalseg_core::normalize::{normalize_channel, IntensityProperties, NormalizationScheme};
@@ -213,8 +213,8 @@ pub fn predict_labels(
                 &settings.probabilities_resampling,
             )?
             .view(),
-        ),
-        DevicePrediction::Logits(logits) => argmax_channels(logits.view()),
+        )?,
+        DevicePrediction::Logits(logits) => argmax_channels(logits.view())?,
     };
     let full = insert_crop_into_image(labels.view(), crop.bbox, crop.shape_before_cropping, 0u16)
         .map_err(|e| SegmentError::Model(e.to_string()))?;
@@ -347,23 +347,13 @@ fn resample_channels(
     Ok(out)
 }
 
-/// Argmax over the channel axis; ties go to the lowest channel, as `torch.argmax`.
-pub fn argmax_channels(logits: ArrayView4<f32>) -> Array3<u16> {
-    let (c, d0, d1, d2) = logits.dim();
-    let mut best = logits.index_axis(Axis(0), 0).to_owned();
-    let mut labels = Array3::<u16>::zeros((d0, d1, d2));
-    for k in 1..c {
-        Zip::from(&mut best)
-            .and(&mut labels)
-            .and(logits.index_axis(Axis(0), k))
-            .par_for_each(|b, l, &v| {
-                if v > *b {
-                    *b = v;
-                    *l = k as u16;
-                }
-            });
-    }
-    labels
+/// Argmax over the channel axis as `torch.argmax`: ties go to the lowest channel, the first
+/// NaN counts as the maximum ([`totalseg_core::postprocess::argmax_channels`], widened to the
+/// pipeline's `u16` labels).
+pub fn argmax_channels(logits: ArrayView4<f32>) -> Result<Array3<u16>, SegmentError> {
+    let labels = totalseg_core::postprocess::argmax_channels(logits)
+        .map_err(|e| SegmentError::Model(format!("argmax over the logits: {e}")))?;
+    Ok(labels.mapv(u16::from))
 }
 
 fn dims3(shape: &[usize]) -> [usize; 3] {
@@ -458,8 +448,22 @@ mod tests {
     fn argmax_ties_go_to_the_lowest_channel() {
         let logits =
             Array4::from_shape_vec((3, 1, 1, 2), vec![1.0, 0.0, 1.0, 2.0, 0.5, 2.0]).unwrap();
-        let labels = argmax_channels(logits.view());
+        let labels = argmax_channels(logits.view()).unwrap();
         assert_eq!(labels.iter().copied().collect::<Vec<_>>(), vec![0, 1]);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_nan_as_torch_does() {
+        // torch.argmax over dim 0 of [[1, 0, 1, nan], [nan, 0, 1, 2], [2, nan, 0.5, nan]]
+        // gives [1, 2, 0, 0] (checked with torch 2.15, f32 and f16).
+        let nan = f32::NAN;
+        let logits = Array4::from_shape_vec(
+            (3, 1, 1, 4),
+            vec![1.0, 0.0, 1.0, nan, nan, 0.0, 1.0, 2.0, 2.0, nan, 0.5, nan],
+        )
+        .unwrap();
+        let labels = argmax_channels(logits.view()).unwrap();
+        assert_eq!(labels.iter().copied().collect::<Vec<_>>(), vec![1, 2, 0, 0]);
     }
 
     #[test]

@@ -160,9 +160,46 @@ fn device_logits_equal_the_host_accumulator_bit_for_bit() {
         let labels_device =
             totalsegmentator::predictor::device::labels_to_host(labels_device).expect("labels");
         if accumulation != AccumulationPrecision::Fp32 {
-            assert_eq!(labels_device, argmax_channels(expected.view()), "{what}");
+            assert_eq!(
+                labels_device,
+                argmax_channels(expected.view()).expect("argmax"),
+                "{what}"
+            );
         }
     }
+}
+
+#[test]
+fn device_argmax_breaks_ties_and_nans_as_torch_does() {
+    // 5 classes over 4x3x7 voxels: values from a few levels, so many voxels tie, and NaNs in
+    // every channel position (first, middle, last, several in one voxel, all channels).
+    let (classes, shape) = (5, [4, 3, 7]);
+    let voxels = shape.iter().product::<usize>();
+    let mut logits = Array4::<f32>::from_shape_fn((classes, shape[0], shape[1], shape[2]), |i| {
+        ((i.0 * 7 + i.1 * 5 + i.2 * 3 + i.3) % 4) as f32 - 1.5
+    });
+    for (n, value) in logits.iter_mut().enumerate() {
+        let (class, voxel) = (n / voxels, n % voxels);
+        if voxel % 5 == class || (voxel % 11 == 0) || (voxel % 7 == 3 && class >= 2) {
+            *value = f32::NAN;
+        }
+    }
+    let expected = argmax_channels(logits.view()).expect("argmax");
+    for dtype in [burn::tensor::DType::F32, burn::tensor::DType::F16] {
+        let on_device = burn::tensor::Tensor::<Flex, 4>::from_data(
+            burn::tensor::TensorData::new(
+                logits.iter().copied().collect(),
+                logits.shape().to_vec(),
+            ),
+            &FlexDevice,
+        )
+        .cast(dtype);
+        let got = totalsegmentator::predictor::device::labels_to_host(argmax_on_device(on_device))
+            .expect("labels");
+        assert_eq!(got, expected, "{dtype:?}");
+    }
+    // The case is not trivial: NaNs win some voxels, ties others.
+    assert!(expected.iter().any(|&l| l == 0) && expected.iter().any(|&l| l == 4));
 }
 
 #[test]

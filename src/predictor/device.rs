@@ -373,8 +373,9 @@ fn has_infinite<B: Backend>(values: Tensor<B, 4>) -> Result<bool, SegmentError> 
     Ok(extremes.iter().any(|v| v.is_infinite()))
 }
 
-/// Argmax over the channel axis of `[classes, d0, d1, d2]`, ties to the lowest channel (as
-/// `torch.argmax` and the host's [`super::argmax_channels`]); compares in the logits' dtype.
+/// Argmax over the channel axis of `[classes, d0, d1, d2]`, ties to the lowest channel and the
+/// first NaN counting as the maximum (as `torch.argmax` and the host's
+/// [`super::argmax_channels`]); compares in the logits' dtype.
 pub fn argmax_on_device<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 3, Int> {
     let [classes, d0, d1, d2] = logits.dims();
     let device = logits.device();
@@ -388,7 +389,12 @@ pub fn argmax_on_device<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 3, Int> {
     let mut labels = Tensor::<B, 3, Int>::zeros([d0, d1, d2], &device);
     for k in 1..classes {
         let value = channel(k);
-        let better = value.clone().greater(best.clone());
+        // `v > best`, or `v` the first NaN (a NaN best compares false and stays).
+        let first_nan = value
+            .clone()
+            .is_nan()
+            .bool_and(best.clone().is_nan().bool_not());
+        let better = value.clone().greater(best.clone()).bool_or(first_nan);
         best = best.mask_where(better.clone(), value);
         labels = labels.mask_fill(better, k as i64);
     }

@@ -243,10 +243,10 @@ fn check_argmax<B: Backend>(
                 let [a, b, c] = crop.clone();
                 (
                     tensor.slice([0..classes, a.clone(), b.clone(), c.clone()]),
-                    argmax_channels(logits.slice(ndarray::s![.., a, b, c])),
+                    argmax_channels(logits.slice(ndarray::s![.., a, b, c]))?,
                 )
             } else {
-                (tensor, argmax_channels(logits.view()))
+                (tensor, argmax_channels(logits.view())?)
             };
             let labels = labels_to_host(argmax_on_device(tensor))?;
             let differing = if labels.shape() == expected.shape() {
