@@ -134,8 +134,28 @@ pub fn predict_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
     })
 }
 
+/// Tiles per batch: the network's batch size, but no more than there are tiles.
+fn full_batch_size(network_batch: usize, tiles: usize) -> usize {
+    network_batch.clamp(1, tiles.max(1))
+}
+
+/// The tile origins of one batch, a short (last) batch filled up to `batch` by repeating its
+/// last tile; the repeats' logits are dropped. Burn's GPU backends compile and autotune
+/// kernels per input shape, batch size included: a last batch of another size (27 tiles in
+/// batches of 2, as on a 1.5 mm part of a whole CT) would compile and tune every convolution
+/// and matmul once more (about 6 s each on an H200 cold), for one tile's worth of work.
+fn padded_batch(group: &[[usize; 3]], batch: usize) -> Vec<[usize; 3]> {
+    let mut origins = group.to_vec();
+    if let Some(&last) = group.last() {
+        origins.resize(batch.max(group.len()), last);
+    }
+    origins
+}
+
 /// The device counterpart of [`super::predict_logits`]: fold-averaged logits
 /// `[classes, d0, d1, d2]` as a device tensor, f16 for the fp16 modes and f32 otherwise.
+///
+/// Every batch sent to the network holds the same number of tiles (see [`padded_batch`]).
 pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
     network: &N,
     device: &B::Device,
@@ -160,7 +180,7 @@ pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
         return Err(SlidingWindowError::NoClasses.into());
     }
     let channels = image.shape()[0];
-    let batch = network.batch_size().max(1);
+    let batch = full_batch_size(network.batch_size(), tiles.len());
     let arithmetic = TileArithmetic::new(accumulation, gaussian.clone());
     // The summed weights depend only on the plan: one map for every fold.
     let weights = arithmetic.summed_weights(&plan, device, &tiles);
@@ -172,7 +192,7 @@ pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
             Tensor::<B, 4>::zeros([classes, d0, d1, d2], (device, arithmetic.storage_dtype()));
         for group in tiles.chunks(batch) {
             let batch_input = Tensor::cat(
-                group
+                padded_batch(group, batch)
                     .iter()
                     .map(|o| {
                         padded
@@ -184,7 +204,7 @@ pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
                 0,
             );
             let out = network.forward(fold, batch_input)?;
-            let expected = [group.len(), classes, p[0], p[1], p[2]];
+            let expected = [batch, classes, p[0], p[1], p[2]];
             if out.dims() != expected {
                 return Err(SegmentError::Model(format!(
                     "the network returned logits of shape {:?}, expected {expected:?}",
@@ -525,6 +545,22 @@ mod tests {
                 .expect("folds");
             assert_eq!(bits(got), bits(expected), "{precision:?} folds");
         }
+    }
+
+    #[test]
+    fn every_batch_has_the_same_number_of_tiles() {
+        let tiles: Vec<[usize; 3]> = (0..5).map(|i| [i, 0, 0]).collect();
+        let batch = full_batch_size(2, tiles.len());
+        let batches: Vec<_> = tiles
+            .chunks(batch)
+            .map(|g| padded_batch(g, batch))
+            .collect();
+        assert!(batches.iter().all(|b| b.len() == 2), "{batches:?}");
+        assert_eq!(batches[2], vec![[4, 0, 0], [4, 0, 0]]);
+        // Never more tiles than the image has, and at least one.
+        assert_eq!(full_batch_size(4, 3), 3);
+        assert_eq!(full_batch_size(0, 3), 1);
+        assert_eq!(full_batch_size(2, 0), 1);
     }
 
     #[test]
