@@ -155,7 +155,8 @@ fn padded_batch(group: &[[usize; 3]], batch: usize) -> Vec<[usize; 3]> {
 /// The device counterpart of [`super::predict_logits`]: fold-averaged logits
 /// `[classes, d0, d1, d2]` as a device tensor, f16 for the fp16 modes and f32 otherwise.
 ///
-/// Every batch sent to the network holds the same number of tiles (see [`padded_batch`]).
+/// Every batch sent to the network holds the same number of tiles: a short last batch repeats
+/// its last tile, whose logits are dropped (GPU kernels are compiled and tuned per shape).
 pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
     network: &N,
     device: &B::Device,
