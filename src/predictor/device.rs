@@ -19,6 +19,8 @@ use totalseg_core::sliding_window::{
     gaussian_importance_map, AccumulationPrecision, SlidingWindowError, SlidingWindowPlan,
 };
 
+use totalseg_nn::NetworkOps;
+
 use super::{NetworkShape, PredictorSettings, TileProgress};
 use crate::error::SegmentError;
 
@@ -117,7 +119,7 @@ pub trait DeviceSlidingWindow {
 /// assert_eq!(labels[[5, 2, 1]], 1);
 /// # Ok::<(), SegmentError>(())
 /// ```
-pub fn predict_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
+pub fn predict_on_device<B: NetworkOps, N: DeviceForward<B> + ?Sized>(
     network: &N,
     device: &B::Device,
     image: ArrayView4<f32>,
@@ -157,7 +159,7 @@ fn padded_batch(group: &[[usize; 3]], batch: usize) -> Vec<[usize; 3]> {
 ///
 /// Every batch sent to the network holds the same number of tiles: a short last batch repeats
 /// its last tile, whose logits are dropped (GPU kernels are compiled and tuned per shape).
-pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
+pub fn fold_averaged_logits_on_device<B: NetworkOps, N: DeviceForward<B> + ?Sized>(
     network: &N,
     device: &B::Device,
     image: ArrayView4<f32>,
@@ -240,7 +242,7 @@ pub fn fold_averaged_logits_on_device<B: Backend, N: DeviceForward<B> + ?Sized>(
 
 /// nnU-Net's per-tile arithmetic (see [`AccumulationPrecision`]) as device tensor ops; each
 /// step mirrors one rounding of the host accumulator.
-struct TileArithmetic<B: Backend> {
+struct TileArithmetic<B: NetworkOps> {
     precision: AccumulationPrecision,
     /// The fp16 importance map widened to f32, `[p0, p1, p2]`.
     gaussian: Tensor<B, 3>,
@@ -251,7 +253,7 @@ struct TileArithmetic<B: Backend> {
 /// 2^26 values: f32 temporaries of 256 MiB per chunk.
 const CHUNK_VALUES: usize = 1 << 26;
 
-impl<B: Backend> TileArithmetic<B> {
+impl<B: NetworkOps> TileArithmetic<B> {
     fn new(precision: AccumulationPrecision, gaussian: Tensor<B, 3>) -> Self {
         Self {
             precision,
@@ -383,9 +385,10 @@ impl<B: Backend> TileArithmetic<B> {
 }
 
 /// Whether `values` holds an infinity: its max and min, two reductions with no full-size
-/// temporary (a mask and its integer sum would cost 5 bytes per value), read in one copy.
-fn has_infinite<B: Backend>(values: Tensor<B, 4>) -> Result<bool, SegmentError> {
-    let extremes = Tensor::cat(vec![values.clone().max(), values.min()], 0)
+/// temporary (a mask and its integer sum would cost 5 bytes per value), read in one copy
+/// (untuned on the GPU backends, see [`NetworkOps::unet_max_and_min`]).
+fn has_infinite<B: NetworkOps>(values: Tensor<B, 4>) -> Result<bool, SegmentError> {
+    let extremes = B::unet_max_and_min(values)
         .cast(DType::F32)
         .into_data()
         .convert::<f32>()

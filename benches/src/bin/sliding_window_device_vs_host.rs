@@ -32,6 +32,7 @@ use totalseg_benches::flag_value;
 use totalseg_core::normalize::NormalizationScheme;
 use totalseg_core::resample::NnunetResampling;
 use totalseg_core::sliding_window::AccumulationPrecision;
+use totalseg_nn::NetworkOps;
 use totalsegmentator::predictor::device::{
     argmax_on_device, fold_averaged_logits_on_device, labels_to_host, logits_to_host, DeviceForward,
 };
@@ -128,7 +129,7 @@ struct Sizes {
 }
 
 /// Times both paths for each arithmetic and reports whether their logits agree bit for bit.
-fn compare<B: Backend>(
+fn compare<B: NetworkOps>(
     device: &B::Device,
     backend: &str,
     arithmetics: &[AccumulationPrecision],
@@ -210,7 +211,52 @@ fn compare<B: Backend>(
     for classes in [25, 118] {
         check_argmax::<B>(device, backend, classes)?;
     }
+    check_infinity::<B>(device, backend, &image, patch);
     Ok(())
+}
+
+/// The fp16 sums of an image scaled past fp16's range must fail on the device as on the host
+/// (nnU-Net's "Encountered inf in predicted array"): the device reads each chunk's max and min.
+fn check_infinity<B: NetworkOps>(
+    device: &B::Device,
+    backend: &str,
+    image: &Array4<f32>,
+    patch: usize,
+) {
+    // |values| up to 3e5, no normalisation: fp16 tops out at 65504.
+    let image = image.mapv(|v| v * 1e5);
+    let settings = PredictorSettings {
+        patch_size: [patch; 3],
+        spacing: [1.5; 3],
+        transpose_forward: [0, 1, 2],
+        transpose_backward: [0, 1, 2],
+        channels: vec![ChannelNormalization {
+            scheme: NormalizationScheme::None,
+            properties: None,
+            use_mask_for_norm: false,
+        }],
+        step_size: 0.5,
+        accumulation: AccumulationPrecision::Fp16,
+        data_resampling: NnunetResampling::default(),
+        probabilities_resampling: NnunetResampling::default(),
+    };
+    let host = predict_logits(image.view(), &settings, &Scaled, &NoTileProgress).err();
+    let on_device = fold_averaged_logits_on_device::<B, _>(
+        &Scaled,
+        device,
+        image.view(),
+        &settings,
+        AccumulationPrecision::Fp16,
+        &NoTileProgress,
+    )
+    .err();
+    let text = |e: &Option<SegmentError>| e.as_ref().map_or("none".to_string(), |e| e.to_string());
+    println!(
+        "infinite fp16 sums on {backend}: same error on both: {} (host: {}; device: {})",
+        host.is_some() && text(&host) == text(&on_device),
+        text(&host),
+        text(&on_device)
+    );
 }
 
 /// Device argmax against the host's on `[classes, 48, 40, 32]` logits: a few values each

@@ -11,7 +11,9 @@
 //! activation shape along three axes (f32 then f64), which made about 19 of the 43 tunings of a
 //! cold `total` run on an H200, each compiling and timing every candidate kernel (about 6 s).
 //! They are small next to the convolutions, so they run cubecl's default reduction kernel
-//! instead ([`sum_dim_untuned`]), with the same arithmetic as the generic path.
+//! instead ([`sum_dim_untuned`]), with the same arithmetic as the generic path. So does the
+//! sliding window's whole-volume max and min (`NetworkOps::unet_max_and_min`), whose shapes
+//! change with every image size.
 
 use std::sync::OnceLock;
 
@@ -24,6 +26,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 use cubek_reduce::components::instructions::ReduceOperationConfig;
+use cubek_reduce::ReduceError;
 
 use super::{generic, ConvParams, NetworkOps, NormParams};
 
@@ -101,6 +104,41 @@ where
     ) -> Tensor<Self, 5> {
         generic::instance_norm_leaky_relu_with(x, norm, negative_slope, sum_dim_untuned)
     }
+
+    fn unet_max_and_min(values: Tensor<Self, 4>) -> Tensor<Self, 1> {
+        let untuned = |op| reduce_all_untuned(values.clone(), op);
+        match (
+            untuned(ReduceOperationConfig::Max),
+            untuned(ReduceOperationConfig::Min),
+        ) {
+            (Ok(max), Ok(min)) => Tensor::cat(vec![max, min], 0),
+            (Err(e), _) | (_, Err(e)) => {
+                log::warn!(
+                    "the default reduction kernel cannot reduce {:?} ({e:?}); autotuning it",
+                    values.dims()
+                );
+                Tensor::cat(vec![values.clone().max(), values.min()], 0)
+            }
+        }
+    }
+}
+
+/// Every axis of `x` reduced by `op` with cubecl's default kernel, the last (contiguous) axis
+/// first, as `[1]`. (Burn's `max()` autotunes each axis' reduction per anchored shape: a few
+/// new tunings for every new image size.)
+fn reduce_all_untuned<B, R, const D: usize>(
+    x: Tensor<B, D>,
+    op: ReduceOperationConfig,
+) -> Result<Tensor<B, 1>, ReduceError>
+where
+    B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+    R: CubeRuntime,
+{
+    let mut reduced = x.into_primitive().tensor();
+    for dim in (0..D).rev() {
+        reduced = reduce_dim::<R>(reduced, None, dim, KernelReduceStrategy::Unspecified, op)?;
+    }
+    Ok(Tensor::<B, D>::from_primitive(TensorPrimitive::Float(reduced)).reshape([1]))
 }
 
 /// `x.sum_dim(dim)` by cubecl's default reduction kernel (no autotuning); a reduction it

@@ -81,6 +81,12 @@ pub trait NetworkOps: Backend {
         generic::instance_norm_leaky_relu(x, norm, negative_slope)
     }
 
+    /// The largest and the smallest value of `values`, as `[2]` in their dtype: what the
+    /// device sliding window reads to find infinite logits.
+    fn unet_max_and_min(values: Tensor<Self, 4>) -> Tensor<Self, 1> {
+        Tensor::cat(vec![values.clone().max(), values.min()], 0)
+    }
+
     /// `torch.cat([a, b], dim=1)`: the decoder's skip concatenation.
     fn unet_cat_channels(a: Tensor<Self, 5>, b: Tensor<Self, 5>) -> Tensor<Self, 5> {
         Tensor::cat(vec![a, b], 1)
