@@ -303,4 +303,9 @@ fi
 # session on this kind of GPU (copy to .gpu-bench/kernel-cache.tar.xz).
 cp "$RESULTS"/*fast_small.nii.gz "$OUT_DIR"/ 2>/dev/null
 [ "$CPU_ONLY" = 1 ] || export_kernel_caches
+# How many kernels were autotuned (each compiles and times every candidate), by kind.
+if [ -f "$OUT_DIR/autotune.log" ]; then
+  echo "TUNINGS (all runs of this call, each home tunes its own) $(grep -c '^Fastest result' "$OUT_DIR/autotune.log") in all: $(grep '^Fastest result' "$OUT_DIR/autotune.log" \
+    | sed -E 's/^Fastest result ([^ ]*-)?([A-Za-z]+Key).*/\2/' | sort | uniq -c | tr -s ' ' | tr '\n' ',')"
+fi
 log "done"
