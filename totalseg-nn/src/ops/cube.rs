@@ -1,5 +1,5 @@
 //! The convolution on Burn's GPU backends (cubecl: CUDA, Vulkan) with a kernel chosen by the
-//! user, and the InstanceNorm statistics with a fixed reduction kernel.
+//! user, and the reductions of the InstanceNorm and the infinity check with a fixed kernel.
 //!
 //! Burn autotunes among its convolution kernels (a direct kernel; implicit GEMMs on the tensor
 //! cores, with TMA on Hopper GPUs) and keeps the fastest without checking its result.
