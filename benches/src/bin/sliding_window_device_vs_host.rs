@@ -145,21 +145,7 @@ fn compare<B: NetworkOps>(
         ((i as f32 * 0.1).sin() + (j as f32 * 0.07).cos() * (k as f32 * 0.05).sin()) * 3.0
     });
     for &accumulation in arithmetics {
-        let settings = PredictorSettings {
-            patch_size: [patch; 3],
-            spacing: [1.5; 3],
-            transpose_forward: [0, 1, 2],
-            transpose_backward: [0, 1, 2],
-            channels: vec![ChannelNormalization {
-                scheme: NormalizationScheme::ZScore,
-                properties: None,
-                use_mask_for_norm: false,
-            }],
-            step_size: 0.5,
-            accumulation,
-            data_resampling: NnunetResampling::default(),
-            probabilities_resampling: NnunetResampling::default(),
-        };
+        let settings = settings(patch, NormalizationScheme::ZScore, accumulation);
         let mut best_host = f64::MAX;
         let mut best_device = f64::MAX;
         let mut host_logits = None;
@@ -215,6 +201,29 @@ fn compare<B: NetworkOps>(
     Ok(())
 }
 
+/// One 1.5 mm channel, cubic patch, step 0.5.
+fn settings(
+    patch: usize,
+    scheme: NormalizationScheme,
+    accumulation: AccumulationPrecision,
+) -> PredictorSettings {
+    PredictorSettings {
+        patch_size: [patch; 3],
+        spacing: [1.5; 3],
+        transpose_forward: [0, 1, 2],
+        transpose_backward: [0, 1, 2],
+        channels: vec![ChannelNormalization {
+            scheme,
+            properties: None,
+            use_mask_for_norm: false,
+        }],
+        step_size: 0.5,
+        accumulation,
+        data_resampling: NnunetResampling::default(),
+        probabilities_resampling: NnunetResampling::default(),
+    }
+}
+
 /// The fp16 sums of an image scaled past fp16's range must fail on the device as on the host
 /// (nnU-Net's "Encountered inf in predicted array"): the device reads each chunk's max and min.
 fn check_infinity<B: NetworkOps>(
@@ -225,21 +234,11 @@ fn check_infinity<B: NetworkOps>(
 ) {
     // |values| up to 3e5, no normalisation: fp16 tops out at 65504.
     let image = image.mapv(|v| v * 1e5);
-    let settings = PredictorSettings {
-        patch_size: [patch; 3],
-        spacing: [1.5; 3],
-        transpose_forward: [0, 1, 2],
-        transpose_backward: [0, 1, 2],
-        channels: vec![ChannelNormalization {
-            scheme: NormalizationScheme::None,
-            properties: None,
-            use_mask_for_norm: false,
-        }],
-        step_size: 0.5,
-        accumulation: AccumulationPrecision::Fp16,
-        data_resampling: NnunetResampling::default(),
-        probabilities_resampling: NnunetResampling::default(),
-    };
+    let settings = settings(
+        patch,
+        NormalizationScheme::None,
+        AccumulationPrecision::Fp16,
+    );
     let host = predict_logits(image.view(), &settings, &Scaled, &NoTileProgress).err();
     let on_device = fold_averaged_logits_on_device::<B, _>(
         &Scaled,
