@@ -141,15 +141,16 @@ fn full_batch_size(network_batch: usize, tiles: usize) -> usize {
     network_batch.clamp(1, tiles.max(1))
 }
 
-/// The tile origins of one batch, a short (last) batch filled up to `batch` by repeating its
-/// last tile; the repeats' logits are dropped. Burn's GPU backends compile and autotune
-/// kernels per input shape, batch size included: a last batch of another size (27 tiles in
-/// batches of 2, as on a 1.5 mm part of a whole CT) would compile and tune every convolution
-/// and matmul once more (about 6 s each on an H200 cold), for one tile's worth of work.
+/// The tile origins of one batch (a chunk of at most `batch` tiles), a short (last) one filled
+/// up to `batch` by repeating its last tile; the repeats' logits are dropped. Burn's GPU
+/// backends compile and autotune kernels per input shape, batch size included: a last batch of
+/// another size (27 tiles in batches of 2, as on a 1.5 mm part of a whole CT) would compile
+/// and tune every convolution and matmul once more (about 6 s each on an H200 cold), for one
+/// tile's worth of work.
 fn padded_batch(group: &[[usize; 3]], batch: usize) -> Vec<[usize; 3]> {
     let mut origins = group.to_vec();
     if let Some(&last) = group.last() {
-        origins.resize(batch.max(group.len()), last);
+        origins.resize(batch, last);
     }
     origins
 }

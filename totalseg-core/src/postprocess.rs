@@ -10,7 +10,6 @@
 pub mod vertebrae;
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 use ndarray::{s, Array3, ArrayView3, ArrayView4, Axis, Zip};
 use rayon::prelude::*;
 
@@ -86,25 +85,17 @@ impl BlobSizeInterval {
 
 /// Logit element types [`argmax_channels`] accepts.
 pub trait LogitValue: Copy + Send + Sync {
-    /// Widens a contiguous run of values to f32 (exact for f16).
-    fn widen(src: &[Self], dst: &mut [f32]);
-    /// Widens one value.
+    /// Widens one value to f32 (exact for f16).
     fn to_f32(self) -> f32;
 }
 
 impl LogitValue for f32 {
-    fn widen(src: &[Self], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
-    }
     fn to_f32(self) -> f32 {
         self
     }
 }
 
 impl LogitValue for f16 {
-    fn widen(src: &[Self], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
-    }
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
     }
@@ -132,8 +123,8 @@ pub fn argmax_channels<T: LogitValue>(
     if c > 256 {
         return Err(PostprocessError::TooManyChannels(c));
     }
-    // One parallel pass per channel over the whole volume: measured 2.5x faster than a
-    // plane-by-plane loop over the channels (benches/benches/argmax.rs).
+    // One parallel pass per channel over the whole volume: 17-20 ms against ~39 ms for a
+    // plane-by-plane loop over the channels (benches/benches/argmax.rs, 25x112x160x160 f32).
     let mut best = logits.index_axis(Axis(0), 0).mapv(T::to_f32);
     let mut labels = Array3::<u8>::zeros((d0, d1, d2));
     for channel in 1..c {

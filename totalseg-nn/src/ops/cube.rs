@@ -134,11 +134,10 @@ where
     B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
     R: CubeRuntime,
 {
-    let mut reduced = x.into_primitive().tensor();
-    for dim in (0..D).rev() {
-        reduced = reduce_dim::<R>(reduced, None, dim, KernelReduceStrategy::Unspecified, op)?;
-    }
-    Ok(Tensor::<B, D>::from_primitive(TensorPrimitive::Float(reduced)).reshape([1]))
+    (0..D)
+        .rev()
+        .try_fold(x, |x, dim| reduce_dim_untuned(x, dim, op))
+        .map(|x| x.reshape([1]))
 }
 
 /// `x.sum_dim(dim)` by cubecl's default reduction kernel (no autotuning); a reduction it
@@ -148,23 +147,34 @@ where
     B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
     R: CubeRuntime,
 {
-    let summed = reduce_dim::<R>(
-        x.clone().into_primitive().tensor(),
+    reduce_dim_untuned(x.clone(), dim, ReduceOperationConfig::Sum).unwrap_or_else(|e| {
+        log::warn!(
+            "the default reduction kernel cannot sum axis {dim} of {:?} ({e:?}); autotuning it",
+            x.dims()
+        );
+        x.sum_dim(dim)
+    })
+}
+
+/// Axis `dim` of `x` reduced by `op` with cubecl's default kernel (what Burn uses without its
+/// `autotune` feature); the axis keeps length 1.
+fn reduce_dim_untuned<B, R, const D: usize>(
+    x: Tensor<B, D>,
+    dim: usize,
+    op: ReduceOperationConfig,
+) -> Result<Tensor<B, D>, ReduceError>
+where
+    B: Backend<FloatTensorPrimitive = CubeTensor<R>>,
+    R: CubeRuntime,
+{
+    let reduced = reduce_dim::<R>(
+        x.into_primitive().tensor(),
         None,
         dim,
         KernelReduceStrategy::Unspecified,
-        ReduceOperationConfig::Sum,
-    );
-    match summed {
-        Ok(out) => Tensor::from_primitive(TensorPrimitive::Float(out)),
-        Err(e) => {
-            log::warn!(
-                "the default reduction kernel cannot sum axis {dim} of {:?} ({e:?}); autotuning it",
-                x.dims()
-            );
-            x.sum_dim(dim)
-        }
-    }
+        op,
+    )?;
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(reduced)))
 }
 
 /// [`generic::conv3d`] (same numerics) with the kernel [`GpuConvKernel::from_env`] names; a
