@@ -183,7 +183,7 @@ impl<B: NetworkOps> DeviceSlidingWindow for BurnTileNetwork<B> {
                 )
             }))
         };
-        let result = match attempt(self.batch_size) {
+        let predict = |_: ()| match attempt(self.batch_size) {
             Ok(result) => result,
             Err(panic) if self.batch_size > 1 => {
                 log::warn!(
@@ -198,10 +198,84 @@ impl<B: NetworkOps> DeviceSlidingWindow for BurnTileNetwork<B> {
             }
             Err(panic) => Err(device_failure(self, &panic_message(panic.as_ref()))),
         };
+        let result = match DeviceAllocation::from_env() {
+            DeviceAllocation::ExactSize => {
+                B::memory_persistent_allocations(&self.device, (), predict)
+            }
+            DeviceAllocation::Pools => predict(()),
+        };
+        if crate::timing::enabled() {
+            if let Some(usage) = B::unet_memory_usage(&self.device) {
+                eprintln!(
+                    "[timing] {}: device memory reserved {:.2} GiB, in use {:.2} GiB",
+                    self.model.config().dataset_name,
+                    usage.reserved_bytes as f64 / (1u64 << 30) as f64,
+                    usage.in_use_bytes as f64 / (1u64 << 30) as f64
+                );
+            }
+        }
         // Hand the memory pools' free pages back to the device: the next part's tensors have
         // other sizes, and the pools would otherwise keep every part's pages.
         B::memory_cleanup(&self.device);
         result
+    }
+}
+
+/// How the device sliding window takes device memory (`TOTALSEG_GPU_MEMORY`).
+///
+/// cubecl's default pools on CUDA are laid out from the GPU's size: pages of a sixteenth, a
+/// sixty-fourth, a 256th ... of its memory, each taking allocations up to a fraction of the
+/// page, and pages stay reserved. One allocation past a threshold reserves a whole larger page:
+/// the f32 operand of the decoder's last convolution (64 channels of a 128³ tile, 512 MiB) takes
+/// a 4.9 GiB page on an 80 GB H100; for two tiles (1 GiB) an 8.8 GiB page on an H200.
+/// Exact-size buffers, reused for every tile (each tile allocates the same sizes), never take
+/// a larger page, but buffers of different sizes cannot share one. Which reserves less depends
+/// on the GPU: measured with the pools laid out as CUDA's on a scaled-down H100 and H200
+/// (`device_memory` bench, docs/gpu.md "GPU memory"), exact sizes reserved 15 % less on the
+/// H100 and 66 % more on the H200 at one tile per batch, so the pools stay the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceAllocation {
+    /// cubecl's default pools (`pools`, the default).
+    Pools,
+    /// One buffer of exactly the size asked for, reused for the same size (`exact`; Burn's
+    /// `memory_persistent_allocations`), freed after each model.
+    ExactSize,
+}
+
+impl DeviceAllocation {
+    /// The environment variable that chooses.
+    pub const VARIABLE: &'static str = "TOTALSEG_GPU_MEMORY";
+
+    /// `pools` or `exact` (any case; empty is the default, `pools`).
+    ///
+    /// ```
+    /// use totalsegmentator::models::DeviceAllocation;
+    /// assert_eq!(DeviceAllocation::parse(" Exact"), Some(DeviceAllocation::ExactSize));
+    /// assert_eq!(DeviceAllocation::parse(""), Some(DeviceAllocation::Pools));
+    /// assert_eq!(DeviceAllocation::parse("big"), None);
+    /// ```
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "pools" | "" => Some(Self::Pools),
+            "exact" => Some(Self::ExactSize),
+            _ => None,
+        }
+    }
+
+    /// The choice of `TOTALSEG_GPU_MEMORY`, read once; an unknown value warns and uses the
+    /// pools.
+    pub fn from_env() -> Self {
+        static CHOICE: std::sync::OnceLock<DeviceAllocation> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let value = std::env::var(Self::VARIABLE).unwrap_or_default();
+            Self::parse(&value).unwrap_or_else(|| {
+                log::warn!(
+                    "{}={value}: unknown (pools or exact); using the pools",
+                    Self::VARIABLE
+                );
+                Self::Pools
+            })
+        })
     }
 }
 

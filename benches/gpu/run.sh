@@ -34,6 +34,8 @@
 # GPU_BENCH_SKIP_NETCHECK=1, GPU_BENCH_SKIP_PIPECHECK=1, GPU_BENCH_PIPECHECK (the pipeline
 # check's runs as precision:kernel, default "f32:autotune f16:autotune f32:direct"),
 # GPU_BENCH_EXTRA_BATCH (our warm runs again at these batch sizes, default "1"; empty: none),
+# GPU_BENCH_EXTRA_MEMORY (again with TOTALSEG_GPU_MEMORY set to these, default "exact"; empty:
+# none),
 # GPU_BENCH_WORK, GPU_BENCH_CARRIED.
 #
 # Cases (GPU): `total` (5 parts 291-295, 1.5 mm) on the upsampled CT (0.8x0.8x1.0 mm,
@@ -239,6 +241,21 @@ if [ "$CPU_ONLY" = 0 ]; then
   export_kernel_caches
 fi
 
+# Our warm run of the current case again with VARIABLE=VALUE; prints its timings and its Dice
+# against the default run. Fails (stops the caller's loop) past the deadline or on the CPU.
+rerun_with() {
+  local variable=$1 value=$2 label=$3
+  [ "$CPU_ONLY" = 0 ] && [ "$SECONDS" -le "${GPU_BENCH_DEADLINE_S:-480}" ] || return 1
+  local default_out=$ours_out
+  ours_out="$RESULTS/ours_$label.nii.gz"
+  (export "$variable=$value"; run_ours "ours-$label/$case_name" "$RUN_TIMEOUT" "$WORK/ours_$label.log")
+  grep -E "^RESULT|\[timing\]" "$WORK/ours_$label.log" | tail -n 12
+  [ -f "$ours_out" ] && [ -f "$default_out" ] && \
+    echo "DICE $label vs default $case_name: $(python3 benches/gpu/dice.py "$ours_out" "$default_out" | tr '\n' ' ')"
+  rm -f "$ours_out"
+  ours_out=$default_out
+}
+
 # 6. Ours, warm, on every case; the ratio and Dice against the official output.
 for case in "${CASES[@]}"; do
   case_vars "$case"
@@ -260,17 +277,13 @@ for case in "${CASES[@]}"; do
   else
     echo "DICE $case_name: missing output"
   fi
-  # The same run at other batch sizes (TOTALSEG_BATCH_SIZE): time and GPU memory per batch size.
+  # The same run at other batch sizes (TOTALSEG_BATCH_SIZE) and with exact-size buffers
+  # instead of cubecl's memory pools (TOTALSEG_GPU_MEMORY): time and GPU memory of each.
   for batch in ${GPU_BENCH_EXTRA_BATCH-1}; do
-    [ "$CPU_ONLY" = 0 ] && [ "$SECONDS" -le "${GPU_BENCH_DEADLINE_S:-480}" ] || break
-    auto_out=$ours_out
-    ours_out="$RESULTS/ours_batch${batch}.nii.gz"
-    (export TOTALSEG_BATCH_SIZE=$batch; run_ours "ours-batch$batch/$case_name" "$RUN_TIMEOUT" "$WORK/ours_batch.log")
-    grep -E "^RESULT|\[timing\]" "$WORK/ours_batch.log" | tail -n 12
-    [ -f "$ours_out" ] && [ -f "$auto_out" ] && \
-      echo "DICE batch$batch vs default batch $case_name: $(python3 benches/gpu/dice.py "$ours_out" "$auto_out" | tr '\n' ' ')"
-    rm -f "$ours_out"
-    ours_out=$auto_out
+    rerun_with TOTALSEG_BATCH_SIZE "$batch" "batch$batch" || break
+  done
+  for memory in ${GPU_BENCH_EXTRA_MEMORY-exact}; do
+    rerun_with TOTALSEG_GPU_MEMORY "$memory" "memory-$memory" || break
   done
 done
 # 7. GPU, when `fast small` is a case: both tools on the CPU too, and the Dice of every GPU

@@ -31,7 +31,7 @@ pub use model::{NnUnetModel, MODEL_JSON, MODEL_WEIGHTS};
 pub use network::{FoldNetwork, UNet};
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 pub use ops::cube::GpuConvKernel;
-pub use ops::{ConvParams, NetworkOps, NormParams};
+pub use ops::{ConvParams, DeviceMemoryUsage, NetworkOps, NormParams};
 pub use plain_unet::PlainConvUNet;
 pub use precision::Precision;
 pub use residual_unet::ResidualEncoderUNet;

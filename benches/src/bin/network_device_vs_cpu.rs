@@ -37,34 +37,8 @@ use burn::tensor::module::conv3d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData};
 use burn_flex::{Flex, FlexDevice};
-use totalseg_benches::flag_value;
+use totalseg_benches::{flag_value, FULL_WIDTH_PART_JSON as PART_JSON};
 use totalseg_nn::{ConvParams, ModelConfig, NetworkOps, NnUnetModel, NormParams, Precision};
-
-/// `total` part 1's architecture at the released widths (tools/bench/make_fullwidth_models.py).
-const PART_JSON: &str = r#"{
-  "format": "totalseg-model", "format_version": 1,
-  "dataset_name": "Dataset291_TotalSegmentator_part1_organs_1559subj",
-  "trainer": "nnUNetTrainerNoMirroring", "plans_name": "nnUNetPlans", "configuration": "3d_fullres",
-  "folds": [0], "dtype": "f32",
-  "architecture": {
-    "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-    "input_channels": 1, "num_classes": 25,
-    "arch_kwargs": {"n_stages": 6, "features_per_stage": [32, 64, 128, 256, 320, 320],
-      "kernel_sizes": [[3, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
-      "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]],
-      "n_conv_per_stage": [2, 2, 2, 2, 2, 2], "n_conv_per_stage_decoder": [2, 2, 2, 2, 2],
-      "conv_bias": true, "norm_eps": 1e-5, "norm_affine": true, "nonlin_negative_slope": 0.01}},
-  "patch_size": [128, 128, 128], "spacing": [1.5, 1.5, 1.5],
-  "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
-  "normalization_schemes": ["CTNormalization"], "use_mask_for_norm": [false],
-  "foreground_intensity_properties_per_channel": {"0": {"mean": -50.0, "std": 503.0,
-    "percentile_00_5": -1004.0, "percentile_99_5": 1588.0}},
-  "labels": {"background": 0, "c1": 1, "c2": 2, "c3": 3, "c4": 4, "c5": 5, "c6": 6, "c7": 7,
-    "c8": 8, "c9": 9, "c10": 10, "c11": 11, "c12": 12, "c13": 13, "c14": 14, "c15": 15,
-    "c16": 16, "c17": 17, "c18": 18, "c19": 19, "c20": 20, "c21": 21, "c22": 22, "c23": 23,
-    "c24": 24},
-  "channel_names": {"0": "CT"}
-}"#;
 
 /// Deterministic values in [-1, 1) (an LCG; the same on every machine).
 fn values(n: usize, seed: u64) -> Vec<f32> {

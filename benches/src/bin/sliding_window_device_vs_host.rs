@@ -30,15 +30,13 @@ use burn_flex::{Flex, FlexDevice};
 use ndarray::{Array4, Array5, ArrayView5, Axis};
 use totalseg_benches::flag_value;
 use totalseg_core::normalize::NormalizationScheme;
-use totalseg_core::resample::NnunetResampling;
 use totalseg_core::sliding_window::AccumulationPrecision;
 use totalseg_nn::NetworkOps;
 use totalsegmentator::predictor::device::{
     argmax_on_device, fold_averaged_logits_on_device, labels_to_host, logits_to_host, DeviceForward,
 };
 use totalsegmentator::predictor::{
-    argmax_channels, predict_logits, ChannelNormalization, NetworkShape, NoTileProgress,
-    PredictorSettings, TileNetwork,
+    argmax_channels, predict_logits, NetworkShape, NoTileProgress, PredictorSettings, TileNetwork,
 };
 use totalsegmentator::SegmentError;
 
@@ -207,21 +205,7 @@ fn settings(
     scheme: NormalizationScheme,
     accumulation: AccumulationPrecision,
 ) -> PredictorSettings {
-    PredictorSettings {
-        patch_size: [patch; 3],
-        spacing: [1.5; 3],
-        transpose_forward: [0, 1, 2],
-        transpose_backward: [0, 1, 2],
-        channels: vec![ChannelNormalization {
-            scheme,
-            properties: None,
-            use_mask_for_norm: false,
-        }],
-        step_size: 0.5,
-        accumulation,
-        data_resampling: NnunetResampling::default(),
-        probabilities_resampling: NnunetResampling::default(),
-    }
+    totalseg_benches::one_channel_settings(patch, 0.5, scheme, accumulation)
 }
 
 /// The fp16 sums of an image scaled past fp16's range must fail on the device as on the host

@@ -28,7 +28,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use cubek_reduce::components::instructions::ReduceOperationConfig;
 use cubek_reduce::ReduceError;
 
-use super::{generic, ConvParams, NetworkOps, NormParams};
+use super::{generic, ConvParams, DeviceMemoryUsage, NetworkOps, NormParams};
 
 /// The convolution kernel of the GPU backends (`TOTALSEG_GPU_CONV`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +120,14 @@ where
                 Tensor::cat(vec![values.clone().max(), values.min()], 0)
             }
         }
+    }
+
+    fn unet_memory_usage(device: &Self::Device) -> Option<DeviceMemoryUsage> {
+        let usage = R::client(device).memory_usage().ok()?;
+        Some(DeviceMemoryUsage {
+            reserved_bytes: usage.bytes_reserved,
+            in_use_bytes: usage.bytes_in_use,
+        })
     }
 }
 

@@ -34,6 +34,16 @@ pub struct NormParams<B: Backend> {
     pub eps: f64,
 }
 
+/// What a device's memory pools hold, as the backend reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMemoryUsage {
+    /// Bytes the pools have allocated from the device (what `nvidia-smi` counts, less the
+    /// context): pages stay reserved after their tensors are freed, until a cleanup.
+    pub reserved_bytes: u64,
+    /// Bytes of live tensors.
+    pub in_use_bytes: u64,
+}
+
 /// Backend extension with the U-Net's operators (PyTorch semantics), each with a generic
 /// default.
 pub trait NetworkOps: Backend {
@@ -85,6 +95,12 @@ pub trait NetworkOps: Backend {
     /// device sliding window reads to find infinite logits.
     fn unet_max_and_min(values: Tensor<Self, 4>) -> Tensor<Self, 1> {
         Tensor::cat(vec![values.clone().max(), values.min()], 0)
+    }
+
+    /// The memory pools of `device`, where the backend keeps its own (Burn's GPU backends);
+    /// `None` elsewhere. On CUDA each thread has its own pools: this is the calling thread's.
+    fn unet_memory_usage(_device: &Self::Device) -> Option<DeviceMemoryUsage> {
+        None
     }
 
     /// `torch.cat([a, b], dim=1)`: the decoder's skip concatenation.
