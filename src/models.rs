@@ -207,10 +207,10 @@ impl<B: NetworkOps> DeviceSlidingWindow for BurnTileNetwork<B> {
         if crate::timing::enabled() {
             if let Some(usage) = B::unet_memory_usage(&self.device) {
                 eprintln!(
-                    "[timing] {}: device memory reserved {:.2} GiB, in use {:.2} GiB",
+                    "[timing] {}: device memory reserved {}, in use {}",
                     self.model.config().dataset_name,
-                    usage.reserved_bytes as f64 / (1u64 << 30) as f64,
-                    usage.in_use_bytes as f64 / (1u64 << 30) as f64
+                    crate::timing::format_bytes(usage.reserved_bytes),
+                    crate::timing::format_bytes(usage.in_use_bytes)
                 );
             }
         }

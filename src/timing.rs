@@ -26,3 +26,20 @@ pub fn stage<T>(name: &str, work: impl FnOnce() -> T) -> T {
     eprintln!("[timing] {name}: {:.3} s", start.elapsed().as_secs_f64());
     result
 }
+
+/// `bytes` in the largest binary unit that keeps the value at least 1, one decimal.
+///
+/// ```
+/// assert_eq!(totalsegmentator::timing::format_bytes(3 << 29), "1.5 GiB");
+/// assert_eq!(totalsegmentator::timing::format_bytes(512), "512.0 B");
+/// ```
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}

@@ -178,7 +178,7 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
         eprintln!(
             "Done in {:.1} s, peak memory {}",
             start.elapsed().as_secs_f64(),
-            peak_memory().map_or_else(|| "unknown".to_string(), format_bytes)
+            peak_memory().map_or_else(|| "unknown".to_string(), crate::timing::format_bytes)
         );
     }
     Ok(())
@@ -264,7 +264,7 @@ fn list_weights(location: &WeightsLocationArgs) -> Result<(), SegmentError> {
             "{:<10} {:<60} {:>10}  {}{}",
             format!("{:?}", m.form),
             format!("{}/{}", m.dataset_folder, m.model_folder),
-            format_bytes(m.size_bytes),
+            crate::timing::format_bytes(m.size_bytes),
             m.path.display(),
             if m.complete { "" } else { "  (incomplete)" }
         );
@@ -309,15 +309,4 @@ pub fn peak_memory() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
-}
-
-fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
