@@ -1,2 +1,3 @@
+pub mod allocator;
 pub mod args;
 pub mod run;
