@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let segmenter = SegmenterBuilder::new(task)
         .fast(fast)
         .device(Device::Cpu)
-        .statistics(Some(statistics_options("mean", false)))
+        .statistics(Some(statistics_options("mean", false, false)))
         .build()?;
     let ct = read_nifti(&input)?;
     let segmentation = segmenter.segment(&ct)?;

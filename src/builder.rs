@@ -19,7 +19,7 @@ use totalseg_nn::Precision;
 use crate::error::SegmentError;
 use crate::models::{BatchSizePolicy, BurnModelProvider};
 use crate::pipeline::ModelProvider;
-use crate::segmenter::{RunOptions, Segmenter};
+use crate::segmenter::{DeviceKind, RunOptions, Segmenter};
 use gpu::{decide_device, probe_cuda, DeviceDecision};
 
 /// Where the networks run.
@@ -236,9 +236,15 @@ impl SegmenterBuilder {
     /// Resolves the task and prepares the model provider (models load on first use).
     pub fn build(self) -> Result<Segmenter, SegmentError> {
         let (device, precision, batch_size) = (self.device, self.precision, self.batch_size);
-        self.build_with_provider(|store, download_progress| {
-            make_provider(device, precision, store, batch_size, download_progress)
-        })
+        let mut chosen = None;
+        let mut segmenter = self.build_with_provider(|store, download_progress| {
+            let (provider, kind) =
+                make_provider(device, precision, store, batch_size, download_progress)?;
+            chosen = Some(kind);
+            Ok(provider)
+        })?;
+        segmenter.device_kind = chosen;
+        Ok(segmenter)
     }
 
     /// As [`build`](Self::build), with the models from the provider `make_provider` makes out
@@ -314,7 +320,7 @@ fn make_provider(
     store: WeightsStore,
     batch_size: Option<usize>,
     progress: Box<dyn ProgressSink + Send + Sync>,
-) -> Result<Arc<dyn ModelProvider + Send + Sync>, SegmentError> {
+) -> Result<(Arc<dyn ModelProvider + Send + Sync>, DeviceKind), SegmentError> {
     let kernel_cache = store.dirs().home.join("kernel-cache");
     #[cfg(feature = "cuda")]
     if matches!(device, Device::Gpu(_)) {
@@ -325,13 +331,14 @@ fn make_provider(
             if let Some(message) = fallback {
                 log::warn!("{message}");
             }
-            Ok(Arc::new(BurnModelProvider::<burn_flex::Flex>::new(
+            let provider = BurnModelProvider::<burn_flex::Flex>::new(
                 store,
                 burn_flex::FlexDevice,
                 precision.unwrap_or(Precision::F32),
                 BatchSizePolicy::Fixed(batch_size.unwrap_or(1)),
                 progress,
-            )))
+            );
+            Ok((Arc::new(provider), DeviceKind::Cpu))
         }
         DeviceDecision::Cuda { index, free_bytes } => {
             // Remove once a GPU run has matched the official tool (docs/gpu.md): the one
@@ -347,7 +354,9 @@ fn make_provider(
                     kernel_cache.display()
                 );
             }
-            cuda_provider(index, free_bytes, precision, store, batch_size, progress)
+            let provider =
+                cuda_provider(index, free_bytes, precision, store, batch_size, progress)?;
+            Ok((provider, DeviceKind::Gpu))
         }
     }
 }

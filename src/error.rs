@@ -70,6 +70,14 @@ pub enum SegmentError {
         /// What it needs.
         reason: String,
     },
+    /// A command-line option of the official tool that this one does not implement.
+    #[error("option {option} is not supported: {reason}")]
+    UnsupportedOption {
+        /// The option as spelled on the command line.
+        option: String,
+        /// Why.
+        reason: String,
+    },
     /// The requested device cannot be used.
     #[error("device: {0}")]
     Device(String),

@@ -17,6 +17,6 @@ pub mod timing;
 
 pub use builder::{Device, SegmenterBuilder};
 pub use error::SegmentError;
-pub use segmenter::{RunOptions, Segmentation, Segmenter};
+pub use segmenter::{DeviceKind, RunOptions, Segmentation, Segmenter};
 pub use totalseg_core::tasks::{TaskRegistry, Variant};
 pub use totalseg_io::nifti::{read_nifti, Volume};

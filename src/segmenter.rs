@@ -90,6 +90,55 @@ impl Segmentation {
         Some(self.labels.mapv(|v| v == *label))
     }
 
+    /// The label map renumbered to `target`'s labels by class name: TotalSegmentator's
+    /// `--v1_order` (`reorder_multilabel_like_v1`, with `target` the `total_v1` class map).
+    /// Classes `target` lacks become background; `target`'s classes this output lacks (v1's
+    /// heart chambers) keep their label and stay empty. `keep` (the roi subset) limits the
+    /// classes listed, as the official label map is filtered.
+    ///
+    /// ```
+    /// # use ndarray::Array3;
+    /// # use totalsegmentator::Segmentation;
+    /// # let segmentation = Segmentation {
+    /// #     labels: Array3::from_shape_vec((1, 1, 3), vec![1, 2, 3]).unwrap(),
+    /// #     affine: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+    /// #     header: Default::default(),
+    /// #     classes: vec![(1, "spleen".into()), (2, "liver".into()), (3, "new_in_v2".into())],
+    /// #     statistics: None,
+    /// # };
+    /// let v1 = segmentation.renumbered([(1, "liver"), (2, "spleen"), (3, "heart")], None);
+    /// assert_eq!(v1.labels.as_slice().unwrap(), &[2, 1, 0]);
+    /// let names: Vec<&str> = v1.classes.iter().map(|(_, n)| n.as_str()).collect();
+    /// assert_eq!(names, ["liver", "spleen", "heart"]);
+    /// ```
+    pub fn renumbered<'a>(
+        &self,
+        target: impl IntoIterator<Item = (u16, &'a str)>,
+        keep: Option<&[String]>,
+    ) -> Segmentation {
+        let mut lut = [0u8; 256];
+        let mut classes = Vec::new();
+        for (label, name) in target {
+            let Ok(label) = u8::try_from(label) else {
+                continue;
+            };
+            if keep.is_some_and(|keep| !keep.iter().any(|k| k == name)) {
+                continue;
+            }
+            if let Some((old, _)) = self.classes.iter().find(|(_, n)| n == name) {
+                lut[usize::from(*old)] = label;
+            }
+            classes.push((label, name.to_string()));
+        }
+        Segmentation {
+            labels: self.labels.mapv(|v| lut[usize::from(v)]),
+            affine: self.affine,
+            header: self.header.clone(),
+            classes,
+            statistics: self.statistics.clone(),
+        }
+    }
+
     /// Number of voxels per output class, in class order.
     pub fn voxel_counts(&self) -> Vec<(String, u64)> {
         let mut counts = [0u64; 256];
@@ -103,12 +152,34 @@ impl Segmentation {
     }
 }
 
+/// Where the networks run, as [`SegmenterBuilder::build`](crate::SegmenterBuilder::build)
+/// decided (after any fallback to the CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// The CPU (burn-flex).
+    Cpu,
+    /// A CUDA GPU.
+    Gpu,
+}
+
+impl DeviceKind {
+    /// `cpu` or `gpu`, as TotalSegmentator's run report names them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Gpu => "gpu",
+        }
+    }
+}
+
 /// Runs one task on volumes, with models obtained from a [`ModelProvider`] (loaded once).
 pub struct Segmenter {
     task: Task,
     options: RunOptions,
     models: Arc<dyn ModelProvider + Send + Sync>,
     progress: ProgressFactory,
+    /// Set by `SegmenterBuilder::build`; unknown for a caller's own provider.
+    pub(crate) device_kind: Option<DeviceKind>,
 }
 
 impl Segmenter {
@@ -123,7 +194,14 @@ impl Segmenter {
             options,
             models,
             progress: Box::new(|_| Box::new(NoTileProgress)),
+            device_kind: None,
         }
+    }
+
+    /// Where the networks run: known when [`SegmenterBuilder::build`](crate::SegmenterBuilder::build)
+    /// made the models' provider (after any fallback to the CPU), `None` for a caller's own.
+    pub fn device_kind(&self) -> Option<DeviceKind> {
+        self.device_kind
     }
 
     /// Reports tile progress through `progress(model name)`.
@@ -201,6 +279,7 @@ impl Segmenter {
                         },
                         models: Arc::clone(&self.models),
                         progress: Box::new(|_| Box::new(NoTileProgress)),
+                        device_kind: self.device_kind,
                     };
                     sub.segment(volume)?.labels
                 }
@@ -246,8 +325,15 @@ impl Segmenter {
             force_split: opts.force_split,
             resampling_order: opts.resampling_order,
             remove_small_blobs_mm3: opts.remove_small_blobs_mm3,
+            // ... and without the extra metrics there (nnunet.py passes no `extra_metrics`).
             low_res_statistics: if fast_statistics {
-                opts.statistics.map(|s| (classes.clone(), s))
+                opts.statistics.map(|s| {
+                    let s = StatisticsOptions {
+                        extra_metrics: false,
+                        ..s
+                    };
+                    (classes.clone(), s)
+                })
             } else {
                 None
             },
@@ -466,8 +552,13 @@ fn check_input(volume: &Volume) -> Result<(), SegmentError> {
 }
 
 /// Statistics options from the CLI's aggregation name and border flag.
-pub fn statistics_options(aggregation: &str, include_incomplete: bool) -> StatisticsOptions {
+pub fn statistics_options(
+    aggregation: &str,
+    include_incomplete: bool,
+    extra_metrics: bool,
+) -> StatisticsOptions {
     StatisticsOptions {
+        extra_metrics,
         exclude_masks_at_border: !include_incomplete,
         aggregation: if aggregation == "median" {
             IntensityAggregation::Median

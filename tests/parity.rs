@@ -47,11 +47,16 @@ fn resolve_input(input: &str) -> PathBuf {
 fn run_case(case: &Value, out_dir: &Path) -> PathBuf {
     let official_output = PathBuf::from(case["output"].as_str().expect("output"));
     let output = out_dir.join(official_output.file_name().expect("output name"));
+    // Paths under out/ were relative to the official run's folder: put ours in `out_dir`.
     let args: Vec<String> = case["cli_args"]
         .as_array()
         .expect("cli_args")
         .iter()
-        .map(|a| a.as_str().expect("string arg").to_string())
+        .map(|a| a.as_str().expect("string arg"))
+        .map(|a| match a.strip_prefix("out/") {
+            Some(rest) => out_dir.join(rest).display().to_string(),
+            None => a.to_string(),
+        })
         .collect();
     let home = out_dir.join("home");
     let status = Command::new(env!("CARGO_BIN_EXE_totalseg"))
@@ -190,6 +195,98 @@ fn fast_ml_with_statistics_matches_official() {
     assert_statistics_match(
         &ours.parent().expect("folder").join("statistics.json"),
         &official.parent().expect("folder").join("statistics.json"),
+    );
+}
+
+/// `--v1_order`: the label map (voxels and the names in its extension) in v1's numbering;
+/// `--report`: the official keys in the official order (plus `totalseg_rs_version`), with the
+/// same values except the versions, the paths and the run time.
+#[test]
+fn fast_v1_order_ml_and_run_report_match_official() {
+    let case = manifest_case("fast_v1_order_ml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = run_case(&case, dir.path());
+    let official = repo().join(case["output"].as_str().expect("output"));
+    assert_label_maps_match(&ours, &official);
+
+    let read = |path: &Path| -> Vec<(String, Value)> {
+        let text = std::fs::read_to_string(path).expect("report");
+        // Keys in file order: serde_json's map sorts them, so walk the text's top level.
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        let mut keys: Vec<(usize, String)> = value
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| {
+                (
+                    text.find(&format!("\n  \"{k}\": ")).expect("top-level key"),
+                    k.clone(),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|(_, k)| (k.clone(), value[&k].clone()))
+            .collect()
+    };
+    let ours_report = read(&dir.path().join("report.json"));
+    let official_report = read(&official.with_file_name("report.json"));
+    let ours_keys: Vec<&str> = ours_report
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| *k != "totalseg_rs_version")
+        .collect();
+    let official_keys: Vec<&str> = official_report.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(ours_keys, official_keys);
+    let differs_by_design = [
+        "totalsegmentator_version",
+        "nnunetv2_version",
+        "torch_version",
+        "input",
+        "output",
+        "runtime_seconds",
+    ];
+    for ((key, ours_value), (_, official_value)) in ours_report
+        .iter()
+        .filter(|(k, _)| k != "totalseg_rs_version")
+        .zip(&official_report)
+    {
+        if !differs_by_design.contains(&key.as_str()) {
+            assert_eq!(ours_value, official_value, "report key {key}");
+        }
+    }
+    let classes = &ours_report
+        .iter()
+        .find(|(k, _)| k == "classes")
+        .expect("classes")
+        .1;
+    let ordered: Vec<u64> = {
+        let text = std::fs::read_to_string(dir.path().join("report.json")).expect("report");
+        let start = text.find("\"classes\": {").expect("classes");
+        let body = &text[start..start + text[start..].find('}').expect("end")];
+        body.lines()
+            .filter_map(|l| l.trim().split('"').nth(1)?.parse().ok())
+            .collect()
+    };
+    assert_eq!(ordered.len(), classes.as_object().expect("map").len());
+    assert!(
+        ordered.windows(2).all(|w| w[0] < w[1]),
+        "classes in label order"
+    );
+}
+
+/// `--statistics_extra`: statistics.json byte for byte (the label maps are identical).
+#[test]
+fn fastest_ml_with_statistics_extra_matches_official() {
+    let case = manifest_case("fastest_statistics_extra_ml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = run_case(&case, dir.path());
+    let official = repo().join(case["output"].as_str().expect("output"));
+    assert_label_maps_match(&ours, &official);
+    let text = |path: PathBuf| std::fs::read_to_string(&path).expect("statistics.json");
+    assert_eq!(
+        text(ours.with_file_name("statistics.json")),
+        text(official.with_file_name("statistics.json"))
     );
 }
 

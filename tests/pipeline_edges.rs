@@ -394,3 +394,72 @@ fn batch_size_variable_is_checked_and_does_not_change_the_output() {
         &repo().join("fixtures/pipeline/fast_ml/segmentation.nii.gz"),
     );
 }
+
+/// Every flag of the official CLI parses; those `totalseg` cannot honour fail with a message
+/// naming the flag, before anything is read or written.
+#[test]
+fn official_flags_we_do_not_implement_fail_naming_the_flag() {
+    let work = tempfile::tempdir().expect("tmp");
+    for (args, named) in [
+        (&["--preview"][..], "option --preview is not supported"),
+        (&["-p"][..], "option --preview is not supported"),
+        (
+            &["-ot", "dicom_seg"][..],
+            "option --output_type is not supported: dicom_seg",
+        ),
+        (&["-ot", "nifti,dicom_rtstruct"][..], "dicom_rtstruct"),
+        (&["-r"][..], "option --radiomics is not supported"),
+        (
+            &["-sp", "probs.npz"][..],
+            "option --save_probabilities is not supported",
+        ),
+        (
+            &["-ho"][..],
+            "option --higher_order_resampling is not supported",
+        ),
+        (
+            &["--higher_order_resampling_LEGACY"][..],
+            "LEGACY is not supported",
+        ),
+        (
+            &["-t", "project7"][..],
+            "option --nora_tag is not supported",
+        ),
+        (&["--test", "1"][..], "option --test is not supported"),
+    ] {
+        let err = run_failing(&shared("example_ct_sm.nii.gz"), args, work.path());
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+    assert!(!work.path().join("out.nii.gz").exists());
+    // Accepted as the official tool accepts them: nifti output, the default NORA tag, a crop
+    // path (which TotalSegmentator 2.x does not read either), --debug.
+    run_ok(
+        &shared("example_ct_sm.nii.gz"),
+        &work.path().join("ok.nii.gz"),
+        &[
+            "--fastest",
+            "--ml",
+            "-ot",
+            "nifti",
+            "-t",
+            "None",
+            "-cp",
+            "/nonexistent",
+            "--debug",
+        ],
+        work.path(),
+    );
+}
+
+/// `--debug` adds where the failing run was pointed.
+#[test]
+fn debug_flag_prints_the_input_and_task_on_errors() {
+    let work = tempfile::tempdir().expect("tmp");
+    let missing = work.path().join("missing.nii.gz");
+    let err = run_failing(&missing, &["--fastest", "--debug"], work.path());
+    assert!(err.contains("debug: input"), "{err}");
+    assert!(
+        err.contains("missing.nii.gz") && err.contains("task total"),
+        "{err}"
+    );
+}

@@ -149,6 +149,55 @@ pub struct SegmentArgs {
     /// Show more intermediate output.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// In the multilabel file (--ml) of task total, number the classes as TotalSegmentator v1
+    /// did; classes new in v2 are dropped.
+    #[arg(long = "v1_order")]
+    pub v1_order: bool,
+    /// Write a JSON run report (versions, device, task, classes, runtime, output files) here.
+    #[arg(long = "report", value_name = "filepath")]
+    pub report: Option<PathBuf>,
+    /// With --statistics: also n_voxels, intensity std/min/max, centroid_vox and bbox_vox.
+    #[arg(long = "statistics_extra")]
+    pub statistics_extra: bool,
+    /// On an error, also print the input path and the task.
+    #[arg(long = "debug")]
+    pub debug: bool,
+    /// Folder of masks to crop with. Accepted for compatibility: TotalSegmentator 2.x reads no
+    /// masks from it either (crop masks come from its own crop model).
+    #[arg(long = "crop_path", value_name = "directory")]
+    pub crop_path: Option<PathBuf>,
+    /// Tag the outputs in a NORA PACS project (only the default, None: NORA is not supported).
+    #[arg(short = 't', long = "nora_tag", default_value = "None")]
+    pub nora_tag: String,
+    /// Output type(s): nifti (dicom_seg and dicom_rtstruct are not supported).
+    #[arg(long = "output_type", num_args = 1.., value_delimiter = ',')]
+    pub output_type: Option<Vec<String>>,
+    /// Not supported: a PNG preview needs the official tool's 3-D renderer.
+    #[arg(short = 'p', long = "preview", hide = true)]
+    pub preview: bool,
+    /// Not supported: radiomics features need pyradiomics.
+    #[arg(short = 'r', long = "radiomics", hide = true)]
+    pub radiomics: bool,
+    /// Not supported: saving the probabilities.
+    #[arg(long = "save_probabilities", value_name = "filepath", hide = true)]
+    pub save_probabilities: Option<PathBuf>,
+    /// Not supported: nnU-Net's cropped-logits resampling.
+    #[arg(
+        long = "higher_order_resampling",
+        alias = "high_order_resampling",
+        hide = true
+    )]
+    pub higher_order_resampling: bool,
+    /// Not supported: smoother upsampling of the final masks.
+    #[arg(
+        long = "higher_order_resampling_LEGACY",
+        alias = "high_order_resampling_LEGACY",
+        hide = true
+    )]
+    pub higher_order_resampling_legacy: bool,
+    /// The official tool's unit-test switch (0, 1 or 3); only 0 is supported.
+    #[arg(long = "test", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3), hide = true)]
+    pub test: u8,
     /// List all tasks and exit.
     #[arg(long = "list-tasks")]
     pub list_tasks: bool,
@@ -181,11 +230,74 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
     ("-ss", "--skip_saving"),
     ("-ndm", "--no_derived_masks"),
     ("-rmb", "--remove_small_blobs"),
+    ("-v1o", "--v1_order"),
+    ("-rp", "--report"),
+    ("-sx", "--statistics_extra"),
+    ("-cp", "--crop_path"),
+    ("-ot", "--output_type"),
+    ("-sp", "--save_probabilities"),
+    ("-ho", "--higher_order_resampling"),
     ("-lt", "--list-tasks"),
     ("-lc", "--list-classes"),
     ("--list_tasks", "--list-tasks"),
     ("--list_classes", "--list-classes"),
 ];
+
+/// The first option on the command line that `totalseg` cannot honour, and why: a clear
+/// error instead of a silently different result.
+pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> {
+    if let Some(types) = &args.output_type {
+        if let Some(other) = types.iter().find(|t| t.as_str() != "nifti") {
+            return Some((
+                "--output_type",
+                format!(
+                    "{other}: only nifti is written (DICOM SEG and RT-STRUCT are not implemented)"
+                ),
+            ));
+        }
+    }
+    let reasons: [(bool, &'static str, &str); 7] = [
+        (
+            args.nora_tag != "None",
+            "--nora_tag",
+            "tagging outputs in a NORA PACS is not implemented",
+        ),
+        (
+            args.preview,
+            "--preview",
+            "the PNG preview needs the official tool's 3-D renderer (fury)",
+        ),
+        (
+            args.radiomics,
+            "--radiomics",
+            "radiomics features need pyradiomics; run the official tool for them",
+        ),
+        (
+            args.save_probabilities.is_some(),
+            "--save_probabilities",
+            "saving the class probabilities is not implemented",
+        ),
+        (
+            args.higher_order_resampling,
+            "--higher_order_resampling",
+            "nnU-Net's cropped-logits resampling is not implemented",
+        ),
+        (
+            args.higher_order_resampling_legacy,
+            "--higher_order_resampling_LEGACY",
+            "higher-order upsampling of the masks is not implemented",
+        ),
+        (
+            args.test != 0,
+            "--test",
+            "the official tool's unit-test modes are not part of totalseg",
+        ),
+    ];
+    reasons
+        .into_iter()
+        .find(|(set, _, _)| *set)
+        .map(|(_, option, reason)| (option, reason.to_string()))
+}
 
 /// Rewrites TotalSegmentator-style multi-letter single-dash flags to their long form.
 pub fn normalize_argv<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
@@ -247,6 +359,25 @@ mod tests {
         }
         let cli = parse("totalseg weights list --weights-dir /x");
         assert!(matches!(cli.command, Some(Command::Weights { .. })));
+    }
+
+    #[test]
+    fn newer_official_flags_parse_in_their_short_forms() {
+        let cli = parse("totalseg -i a.nii -o b.nii -ml -v1o -rp r.json -s -sx -cp masks -t None");
+        let s = &cli.segment;
+        assert!(s.v1_order && s.statistics_extra);
+        assert_eq!(s.report.as_deref(), Some(std::path::Path::new("r.json")));
+        assert_eq!(s.crop_path.as_deref(), Some(std::path::Path::new("masks")));
+        assert_eq!(unsupported_option(s), None);
+        let cli = parse("totalseg -i a.nii -o b -ot nifti dicom_seg");
+        assert_eq!(
+            cli.segment.output_type,
+            Some(vec!["nifti".to_string(), "dicom_seg".to_string()])
+        );
+        assert_eq!(
+            unsupported_option(&cli.segment).map(|(option, _)| option),
+            Some("--output_type")
+        );
     }
 
     #[test]

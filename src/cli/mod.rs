@@ -1,3 +1,4 @@
 pub mod allocator;
 pub mod args;
+pub mod report;
 pub mod run;

@@ -4,14 +4,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use totalseg_core::tasks::{format_classes_table, format_tasks_table, TaskRegistry};
+use totalseg_core::tasks::{format_classes_table, format_tasks_table, ClassMap, TaskRegistry};
 use totalseg_io::read_image;
 use totalseg_io::weights::{
     DirOverrides, DownloadBar, StoreDirs, StoreOptions, TotalsegConfig, WeightsStore,
 };
 use totalseg_nn::Precision;
 
-use super::args::{Cli, Command, DownloadArgs, SegmentArgs, WeightsAction, WeightsLocationArgs};
+use super::args::{
+    unsupported_option, Cli, Command, DownloadArgs, SegmentArgs, WeightsAction, WeightsLocationArgs,
+};
+use super::report::{output_files, python_absolute, round_seconds, RunReport};
 use crate::builder::{Device, SegmenterBuilder};
 use crate::error::SegmentError;
 use crate::models::{convert_folder, store_spec};
@@ -35,6 +38,18 @@ pub fn run(cli: Cli) -> Result<(), SegmentError> {
 }
 
 fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
+    let debug = args
+        .debug
+        .then(|| (args.input.clone(), args.task.clone(), args.output.clone()));
+    segment_run(args).inspect_err(|_| {
+        // TotalSegmentator's --debug: where the failing run was pointed.
+        if let Some((input, task, output)) = debug {
+            eprintln!("debug: input {input:?}, task {task}, output {output:?}");
+        }
+    })
+}
+
+fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
     let registry = TaskRegistry::new();
     if args.list_tasks {
         println!("{}", format_tasks_table(&registry)?);
@@ -49,6 +64,15 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
             "the following arguments are required for segmentation: -i <input> -o <output>".into(),
         ));
     };
+    if let Some((option, reason)) = unsupported_option(&args) {
+        return Err(SegmentError::UnsupportedOption {
+            option: option.to_string(),
+            reason,
+        });
+    }
+    if args.crop_path.is_some() {
+        log::info!("--crop_path: accepted; TotalSegmentator 2.x reads no masks from it either");
+    }
     store_licence(&args.location)?;
     let start = Instant::now();
     let quiet = args.quiet;
@@ -69,10 +93,13 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
         (None, Some(r)) => (Some(r.clone()), false),
         (None, None) => (None, false),
     };
-    let statistics = args
-        .statistics
-        .as_ref()
-        .map(|_| statistics_options(&args.stats_aggregation, args.stats_include_incomplete));
+    let statistics = args.statistics.as_ref().map(|_| {
+        statistics_options(
+            &args.stats_aggregation,
+            args.stats_include_incomplete,
+            args.statistics_extra,
+        )
+    });
     // The official CLI swaps total and total_mr to match a DICOM series' Modality.
     let mut task_name = args.task.clone();
     if input.exists() && totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder {
@@ -100,8 +127,8 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
         .precision(precision)
         .weights_dir(args.location.weights_dir.clone())
         .offline(args.location.offline);
-    if let Some(classes) = roi {
-        builder = builder.roi_subset(classes, robust);
+    if let Some(classes) = &roi {
+        builder = builder.roi_subset(classes.clone(), robust);
     }
     if let Ok(value) = std::env::var(BATCH_SIZE_VARIABLE) {
         builder = builder.batch_size(parse_batch_size(&value)?);
@@ -142,7 +169,20 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
             volume.spacing
         );
     }
-    let segmentation = crate::timing::stage("segment", || segmenter.segment(&volume))?;
+    let mut segmentation = crate::timing::stage("segment", || segmenter.segment(&volume))?;
+    // nnunet.py reorders only the label map of task total; its statistics keep v2's classes.
+    if args.v1_order && task_name == "total" {
+        if args.ml {
+            let v1 = ClassMap::get("total_v1").ok_or_else(|| {
+                SegmentError::Model("the class map total_v1 is missing from the registry".into())
+            })?;
+            let roi: Option<Vec<String>> = (segmenter.options().roi_subset.as_ref())
+                .map(|r| r.names().map(String::from).collect());
+            segmentation = segmentation.renumbered(v1.iter(), roi.as_deref());
+        } else if !quiet {
+            eprintln!("--v1_order changes only the multilabel file (--ml); the per-class files are as without it");
+        }
+    }
     let layout = if args.ml {
         OutputLayout::Multilabel
     } else {
@@ -172,6 +212,48 @@ fn segment(args: SegmentArgs) -> Result<(), SegmentError> {
         write_text_atomically(&path, &stats.to_json_string())?;
         if !quiet {
             eprintln!("Statistics written to {}", path.display());
+        }
+    }
+    if let Some(path) = &args.report {
+        let classes: Vec<(u16, String)> = (segmenter.task().class_map.iter())
+            .filter(|(_, name)| roi.as_ref().is_none_or(|r| r.iter().any(|n| n == name)))
+            .map(|(label, name)| (label, name.to_string()))
+            .collect();
+        let report = RunReport {
+            totalsegmentator_version: None,
+            nnunetv2_version: None,
+            torch_version: None,
+            totalseg_rs_version: env!("CARGO_PKG_VERSION").to_string(),
+            task: task_name.clone(),
+            modality: segmenter.task().modality.as_str().to_string(),
+            license_required: segmenter.task().licensed,
+            device: segmenter.device_kind().map(|d| d.as_str().to_string()),
+            fast: args.fast,
+            fastest: args.fastest,
+            save_lowres: args.save_lowres && (args.fast || args.fastest),
+            multilabel: args.ml,
+            output_type: "nifti".to_string(),
+            roi_subset: roi.clone(),
+            input: python_absolute(&input).display().to_string(),
+            output: Some(python_absolute(&output).display().to_string()),
+            num_classes: classes.len(),
+            classes,
+            runtime_seconds: round_seconds(start.elapsed().as_secs_f64()),
+            output_files: output_files(&output),
+        };
+        let text = report
+            .to_json_string()
+            .map_err(|e| SegmentError::Model(format!("run report: {e}")))?;
+        let path = python_absolute(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| SegmentError::Output {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        write_text_atomically(&path, &text)?;
+        if !quiet {
+            eprintln!("Run report written to {}", path.display());
         }
     }
     if !quiet {

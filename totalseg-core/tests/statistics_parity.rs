@@ -96,7 +96,8 @@ fn json_output_is_byte_identical_for_every_option() {
     let f = fixture();
     let inp = inputs(&f);
     let outputs = f["outputs"].as_array().unwrap();
-    assert_eq!(outputs.len(), 8);
+    // exclude x metric x normalized x extra (--statistics_extra).
+    assert_eq!(outputs.len(), 16);
     for case in outputs {
         let options = StatisticsOptions {
             exclude_masks_at_border: case["exclude"].as_bool().unwrap(),
@@ -105,6 +106,7 @@ fn json_output_is_byte_identical_for_every_option() {
                 _ => IntensityAggregation::Mean,
             },
             normalized_intensities: case["normalized"].as_bool().unwrap(),
+            extra_metrics: case["extra"].as_bool().unwrap(),
         };
         let stats = basic_statistics(
             inp.seg.view(),

@@ -85,3 +85,49 @@ pub(crate) fn python_json_string(text: &str) -> String {
     out.push('"');
     out
 }
+
+/// The `--statistics_extra` keys of one structure as `json.dump(..., indent=4)` writes them
+/// at nesting depth 2 (lists one item per line), each line starting with `,\n`.
+pub(super) fn extra_metrics_fields(extra: &super::ExtraMetrics) -> String {
+    const KEY: &str = "        ";
+    const ITEM: &str = "            ";
+    const INNER: &str = "                ";
+    let mut out = String::new();
+    let _ = write!(out, ",\n{KEY}\"n_voxels\": {}", extra.n_voxels);
+    for (key, value) in [
+        ("intensity_std", extra.intensity_std),
+        ("intensity_min", extra.intensity_min),
+        ("intensity_max", extra.intensity_max),
+    ] {
+        let _ = write!(out, ",\n{KEY}\"{key}\": {}", python_float_repr(value));
+    }
+    match extra.centroid_vox {
+        Some(c) => {
+            let items: Vec<String> = c
+                .iter()
+                .map(|v| format!("{ITEM}{}", python_float_repr(*v)))
+                .collect();
+            let _ = write!(
+                out,
+                ",\n{KEY}\"centroid_vox\": [\n{}\n{KEY}]",
+                items.join(",\n")
+            );
+        }
+        None => out.push_str(&format!(",\n{KEY}\"centroid_vox\": null")),
+    }
+    match extra.bbox_vox {
+        Some(bbox) => {
+            let items: Vec<String> = bbox
+                .iter()
+                .map(|[lo, hi]| format!("{ITEM}[\n{INNER}{lo},\n{INNER}{hi}\n{ITEM}]"))
+                .collect();
+            let _ = write!(
+                out,
+                ",\n{KEY}\"bbox_vox\": [\n{}\n{KEY}]",
+                items.join(",\n")
+            );
+        }
+        None => out.push_str(&format!(",\n{KEY}\"bbox_vox\": null")),
+    }
+    out
+}

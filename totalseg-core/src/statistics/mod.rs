@@ -58,6 +58,8 @@ pub struct StatisticsOptions {
     pub aggregation: IntensityAggregation,
     /// `--statistics_normalized_intensities`: intensities min-max scaled over the image.
     pub normalized_intensities: bool,
+    /// `--statistics_extra`: also [`ExtraMetrics`] per structure.
+    pub extra_metrics: bool,
 }
 
 impl Default for StatisticsOptions {
@@ -66,6 +68,7 @@ impl Default for StatisticsOptions {
             exclude_masks_at_border: true,
             aggregation: IntensityAggregation::Mean,
             normalized_intensities: false,
+            extra_metrics: false,
         }
     }
 }
@@ -77,6 +80,26 @@ pub struct StructureStatistics {
     pub volume: f64,
     /// Mean or median intensity rounded to 5 decimals (NumPy's `round(5)`).
     pub intensity: f64,
+    /// With [`StatisticsOptions::extra_metrics`].
+    pub extra: Option<ExtraMetrics>,
+}
+
+/// statistics.py `_add_extra_metrics` (`--statistics_extra`); all zero and `None` for an
+/// empty structure or one left out at the border (`_empty_extra_metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ExtraMetrics {
+    /// Voxels in the structure.
+    pub n_voxels: u64,
+    /// `np.std` (population) of its intensities, rounded as NumPy's `round(5)`.
+    pub intensity_std: f64,
+    /// Lowest intensity.
+    pub intensity_min: f64,
+    /// Highest intensity.
+    pub intensity_max: f64,
+    /// Mean voxel index per axis, each rounded as Python's `round(c, 2)`.
+    pub centroid_vox: Option<[f64; 3]>,
+    /// Per axis the lowest and highest voxel index (inclusive).
+    pub bbox_vox: Option<[[usize; 2]; 3]>,
 }
 
 /// Statistics per class, in the class map's order.
@@ -96,8 +119,12 @@ impl Statistics {
             .entries
             .iter()
             .map(|(name, s)| {
+                let extra = s
+                    .extra
+                    .map(|e| json::extra_metrics_fields(&e))
+                    .unwrap_or_default();
                 format!(
-                    "    {}: {{\n        \"volume\": {},\n        \"intensity\": {}\n    }}",
+                    "    {}: {{\n        \"volume\": {},\n        \"intensity\": {}{extra}\n    }}",
                     json::python_json_string(name),
                     python_float_repr(s.volume),
                     python_float_repr(s.intensity)
@@ -182,6 +209,7 @@ pub fn basic_statistics<N: AsRef<str>>(
             StructureStatistics {
                 volume: 0.0,
                 intensity: 0.0,
+                extra: options.extra_metrics.then(ExtraMetrics::default),
             }
         } else {
             let count = mask.iter().filter(|&&m| m).count();
@@ -201,14 +229,66 @@ pub fn basic_statistics<N: AsRef<str>>(
                     }
                 }
             };
+            let extra = options.extra_metrics.then(|| match &intensities {
+                None => extra_metrics(ct.mapv(f64::from).view(), mask.view(), count),
+                Some(values) => extra_metrics(values.view(), mask.view(), count),
+            });
             StructureStatistics {
                 volume: count as f64 * voxel_volume,
                 intensity: numpy_round5(intensity),
+                extra,
             }
         };
         entries.push((name.as_ref().to_string(), stats));
     }
     Ok(Statistics { entries })
+}
+
+/// `_add_extra_metrics(target, mask, ct)` over the intensities `values` (the CT, or its
+/// normalised form) of the `count` voxels in `mask`.
+fn extra_metrics(values: ArrayView3<f64>, mask: ArrayView3<bool>, count: usize) -> ExtraMetrics {
+    if count == 0 {
+        return ExtraMetrics::default();
+    }
+    // `ct[data]` and `np.argwhere(data)`: both in C order.
+    let inside = mask_values(values, mask);
+    let n = inside.len() as f64;
+    // np.std: mean by NumPy's pairwise sum, then the pairwise sum of the squared deviations.
+    let mean = pairwise_sum(&inside) / n;
+    let squares: Vec<f64> = inside.iter().map(|&v| (v - mean) * (v - mean)).collect();
+    let std = (pairwise_sum(&squares) / n).sqrt();
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &v in &inside {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    let mut index_sums = [0u64; 3];
+    let mut bbox = [[usize::MAX, 0]; 3];
+    for ((i, j, k), &m) in mask.indexed_iter() {
+        if m {
+            for (axis, index) in [i, j, k].into_iter().enumerate() {
+                index_sums[axis] += index as u64;
+                bbox[axis][0] = bbox[axis][0].min(index);
+                bbox[axis][1] = bbox[axis][1].max(index);
+            }
+        }
+    }
+    // Integer sums below 2^53: the float64 mean is the exact quotient, rounded once.
+    let centroid = index_sums.map(|sum| python_round(sum as f64 / n, 2));
+    ExtraMetrics {
+        n_voxels: count as u64,
+        intensity_std: numpy_round5(std),
+        intensity_min: min,
+        intensity_max: max,
+        centroid_vox: Some(centroid),
+        bbox_vox: Some(bbox),
+    }
+}
+
+/// Python's `round(value, digits)`: the decimal correctly rounded from the exact binary value,
+/// ties to even (Rust's fixed-precision formatting does the same), read back.
+fn python_round(value: f64, digits: usize) -> f64 {
+    format!("{value:.digits$}").parse().unwrap_or(value)
 }
 
 /// `np.average(ct, weights=mask)` for int16 CT: every partial sum is an integer far below
