@@ -102,7 +102,7 @@ impl Segmentation {
     /// # let segmentation = Segmentation {
     /// #     labels: Array3::from_shape_vec((1, 1, 3), vec![1, 2, 3]).unwrap(),
     /// #     affine: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
-    /// #     header: Default::default(),
+    /// #     header: totalseg_io::nifti::NiftiHeader::empty(),
     /// #     classes: vec![(1, "spleen".into()), (2, "liver".into()), (3, "new_in_v2".into())],
     /// #     statistics: None,
     /// # };
