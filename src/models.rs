@@ -24,6 +24,7 @@ use crate::error::SegmentError;
 use crate::pipeline::{LoadedModel, ModelProvider};
 use crate::predictor::device::{
     predict_on_device, DeviceForward, DeviceOutput, DevicePrediction, DeviceSlidingWindow,
+    ImageIntensities,
 };
 use crate::predictor::{
     ChannelNormalization, NetworkShape, PredictorSettings, TileNetwork, TileProgress,
@@ -161,6 +162,7 @@ impl<B: NetworkOps> DeviceSlidingWindow for BurnTileNetwork<B> {
     fn predict_on_device(
         &self,
         image: ArrayView4<f32>,
+        intensities: ImageIntensities,
         settings: &PredictorSettings,
         accumulation: AccumulationPrecision,
         output: DeviceOutput,
@@ -176,6 +178,7 @@ impl<B: NetworkOps> DeviceSlidingWindow for BurnTileNetwork<B> {
                     &network,
                     &self.device,
                     image,
+                    intensities,
                     settings,
                     accumulation,
                     output,

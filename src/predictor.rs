@@ -24,7 +24,7 @@ use totalseg_core::sliding_window::{
 };
 
 use crate::error::SegmentError;
-use device::{DeviceOutput, DevicePrediction, DeviceSlidingWindow};
+use device::{DeviceOutput, DevicePrediction, DeviceSlidingWindow, ImageIntensities};
 
 /// What the sliding window needs to know of a network, whether it accumulates on the host
 /// ([`TileNetwork`]) or on the network's device ([`device::DeviceForward`]).
@@ -150,22 +150,35 @@ pub fn predict_labels(
 
     let crop = crop_to_nonzero(data.view());
     let mut cropped = crop.data;
-    let nonzero_mask = crop.seg.mapv(|v| v >= 0);
-    for (c, norm) in settings.channels.iter().enumerate() {
-        let mut channel = cropped.index_axis_mut(Axis(0), c);
-        normalize_channel(
-            &mut channel,
-            norm.scheme,
-            norm.properties.as_ref(),
-            norm.use_mask_for_norm,
-            Some(nonzero_mask.view()),
-        )
-        .map_err(|e| SegmentError::Model(format!("normalisation: {e}")))?;
-    }
     // Spatial shape only: axis 0 holds the channels.
     let cropped_shape = dims3(&cropped.shape()[1..]);
     let new_shape = compute_new_shape(cropped_shape, spacing, settings.spacing)?;
-    let resampled = if new_shape != cropped_shape {
+    let resample_back = new_shape != cropped_shape;
+    // The device normalises the raw crop itself where it can (no resampling in between).
+    let on_device = network.device_sliding_window();
+    let intensities = if on_device.is_some()
+        && !resample_back
+        && device::normalizes_on_device(&settings.channels)
+    {
+        ImageIntensities::Raw
+    } else {
+        ImageIntensities::Normalized
+    };
+    if intensities == ImageIntensities::Normalized {
+        let nonzero_mask = crop.seg.mapv(|v| v >= 0);
+        for (c, norm) in settings.channels.iter().enumerate() {
+            let mut channel = cropped.index_axis_mut(Axis(0), c);
+            normalize_channel(
+                &mut channel,
+                norm.scheme,
+                norm.properties.as_ref(),
+                norm.use_mask_for_norm,
+                Some(nonzero_mask.view()),
+            )
+            .map_err(|e| SegmentError::Model(format!("normalisation: {e}")))?;
+        }
+    }
+    let resampled = if resample_back {
         resample_channels(
             cropped.view(),
             new_shape,
@@ -177,8 +190,7 @@ pub fn predict_labels(
         cropped
     };
 
-    let resample_back = new_shape != cropped_shape;
-    let prediction = match network.device_sliding_window() {
+    let prediction = match on_device {
         Some(on_device) => {
             // Labels straight from the device unless the logits go through host resampling.
             let output = if resample_back {
@@ -189,6 +201,7 @@ pub fn predict_labels(
             let accumulation = effective_accumulation(settings.accumulation, network);
             on_device.predict_on_device(
                 resampled.view(),
+                intensities,
                 settings,
                 accumulation,
                 output,

@@ -10,7 +10,7 @@ use totalseg_core::tasks::Folds;
 use totalseg_nn::{ModelConfig, NnUnetModel, Precision};
 use totalsegmentator::models::{predictor_settings, BurnTileNetwork, SlidingWindowSite};
 use totalsegmentator::predictor::device::{
-    argmax_on_device, fold_averaged_logits_on_device, logits_to_host,
+    argmax_on_device, fold_averaged_logits_on_device, logits_to_host, ImageIntensities,
 };
 use totalsegmentator::predictor::{
     argmax_channels, effective_accumulation, predict_labels, predict_logits, NoTileProgress,
@@ -99,6 +99,7 @@ fn device_logits(
         network,
         &FlexDevice,
         image,
+        ImageIntensities::Normalized,
         settings,
         accumulation,
         &NoTileProgress,
@@ -317,6 +318,7 @@ fn infinite_fp16_sums_are_the_same_error_on_device_and_host() {
         &Loud,
         &FlexDevice,
         image.view(),
+        ImageIntensities::Normalized,
         &s,
         AccumulationPrecision::Fp16,
         &NoTileProgress,

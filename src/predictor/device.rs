@@ -24,6 +24,19 @@ use totalseg_nn::NetworkOps;
 use super::{NetworkShape, PredictorSettings, TileProgress};
 use crate::error::SegmentError;
 
+mod normalize;
+pub use normalize::{normalize_on_device, normalizes_on_device};
+
+/// Whether the image handed to the device sliding window is normalised already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageIntensities {
+    /// Normalised on the host.
+    Normalized,
+    /// Raw intensities: the plans' normalisation runs on the device first (every channel's
+    /// scheme must pass [`normalizes_on_device`]).
+    Raw,
+}
+
 /// A network that runs batches of tiles already on its device.
 pub trait DeviceForward<B: Backend>: NetworkShape {
     /// Logits `[n, classes, p0, p1, p2]` (any float dtype) of fold `fold` for f32 tiles
@@ -52,11 +65,12 @@ pub enum DevicePrediction {
 /// A network that runs the whole sliding window on its own device (object-safe face of
 /// [`predict_on_device`], used by the predictor).
 pub trait DeviceSlidingWindow {
-    /// The sliding window over a normalised `[channels, d0, d1, d2]` image with the given
-    /// tile arithmetic.
+    /// The sliding window over a `[channels, d0, d1, d2]` image (normalised, or raw to be
+    /// normalised on the device) with the given tile arithmetic.
     fn predict_on_device(
         &self,
         image: ArrayView4<f32>,
+        intensities: ImageIntensities,
         settings: &PredictorSettings,
         accumulation: AccumulationPrecision,
         output: DeviceOutput,
@@ -74,7 +88,7 @@ pub trait DeviceSlidingWindow {
 /// use totalseg_core::resample::NnunetResampling;
 /// use totalseg_core::sliding_window::AccumulationPrecision;
 /// use totalsegmentator::predictor::device::{
-///     predict_on_device, DeviceForward, DeviceOutput, DevicePrediction,
+///     predict_on_device, DeviceForward, DeviceOutput, DevicePrediction, ImageIntensities,
 /// };
 /// use totalsegmentator::predictor::{
 ///     ChannelNormalization, NetworkShape, NoTileProgress, PredictorSettings,
@@ -109,8 +123,8 @@ pub trait DeviceSlidingWindow {
 /// };
 /// let image = Array4::from_shape_fn((1, 6, 5, 4), |(_, i, _, _)| if i < 3 { -1.0 } else { 1.0 });
 /// let labels = match predict_on_device::<Flex, _>(
-///     &Sign, &FlexDevice, image.view(), &settings, AccumulationPrecision::Fp16,
-///     DeviceOutput::Labels, &NoTileProgress,
+///     &Sign, &FlexDevice, image.view(), ImageIntensities::Normalized, &settings,
+///     AccumulationPrecision::Fp16, DeviceOutput::Labels, &NoTileProgress,
 /// )? {
 ///     DevicePrediction::Labels(labels) => labels,
 ///     DevicePrediction::Logits(_) => unreachable!("labels were asked for"),
@@ -119,17 +133,26 @@ pub trait DeviceSlidingWindow {
 /// assert_eq!(labels[[5, 2, 1]], 1);
 /// # Ok::<(), SegmentError>(())
 /// ```
+#[allow(clippy::too_many_arguments)] // each is one independent choice of the caller
 pub fn predict_on_device<B: NetworkOps, N: DeviceForward<B> + ?Sized>(
     network: &N,
     device: &B::Device,
     image: ArrayView4<f32>,
+    intensities: ImageIntensities,
     settings: &PredictorSettings,
     accumulation: AccumulationPrecision,
     output: DeviceOutput,
     progress: &dyn TileProgress,
 ) -> Result<DevicePrediction, SegmentError> {
-    let logits =
-        fold_averaged_logits_on_device(network, device, image, settings, accumulation, progress)?;
+    let logits = fold_averaged_logits_on_device(
+        network,
+        device,
+        image,
+        intensities,
+        settings,
+        accumulation,
+        progress,
+    )?;
     Ok(match output {
         DeviceOutput::Labels => DevicePrediction::Labels(labels_to_host(argmax_on_device(logits))?),
         DeviceOutput::Logits => DevicePrediction::Logits(logits_to_host(logits)?),
@@ -164,13 +187,21 @@ pub fn fold_averaged_logits_on_device<B: NetworkOps, N: DeviceForward<B> + ?Size
     network: &N,
     device: &B::Device,
     image: ArrayView4<f32>,
+    intensities: ImageIntensities,
     settings: &PredictorSettings,
     accumulation: AccumulationPrecision,
     progress: &dyn TileProgress,
 ) -> Result<Tensor<B, 4>, SegmentError> {
     let shape = [image.shape()[1], image.shape()[2], image.shape()[3]];
     let plan = SlidingWindowPlan::new(shape, settings.patch_size, settings.step_size)?;
-    let padded = upload4::<B>(plan.pad_image(image)?.view(), device);
+    let padded = match intensities {
+        ImageIntensities::Normalized => upload4::<B>(plan.pad_image(image)?.view(), device),
+        // nnU-Net pads the normalised image with zeros: normalise first, then pad.
+        ImageIntensities::Raw => pad_on_device(
+            normalize_on_device(upload4::<B>(image, device), &settings.channels)?,
+            &plan,
+        ),
+    };
     let p = settings.patch_size;
     let gaussian = upload3::<B>(
         gaussian_importance_map(p).mapv(|v| v.to_f32()).view(),
@@ -478,6 +509,15 @@ fn tile_ranges4(
         origin[1]..origin[1] + patch[1],
         origin[2]..origin[2] + patch[2],
     ]
+}
+
+/// [`SlidingWindowPlan::pad_image`] on the device: zeros around the image.
+fn pad_on_device<B: Backend>(image: Tensor<B, 4>, plan: &SlidingWindowPlan) -> Tensor<B, 4> {
+    let [channels, d0, d1, d2] = image.dims();
+    let [p0, p1, p2] = plan.padded_shape();
+    let [b0, b1, b2] = plan.pad_below();
+    Tensor::<B, 4>::zeros([channels, p0, p1, p2], (&image.device(), DType::F32))
+        .slice_assign([0..channels, b0..b0 + d0, b1..b1 + d1, b2..b2 + d2], image)
 }
 
 fn upload4<B: Backend>(values: ArrayView4<f32>, device: &B::Device) -> Tensor<B, 4> {

@@ -36,7 +36,7 @@ use totalseg_core::normalize::NormalizationScheme;
 use totalseg_core::sliding_window::AccumulationPrecision;
 use totalseg_nn::{ModelConfig, NetworkOps, NnUnetModel, Precision};
 use totalsegmentator::predictor::device::{
-    predict_on_device, DeviceForward, DeviceOutput, DevicePrediction,
+    predict_on_device, DeviceForward, DeviceOutput, DevicePrediction, ImageIntensities,
 };
 use totalsegmentator::predictor::{NetworkShape, NoTileProgress, PredictorSettings};
 use totalsegmentator::SegmentError;
@@ -128,6 +128,7 @@ fn measure<B: NetworkOps>(device: &B::Device, args: &Options) -> Result<(), BoxE
                         &part,
                         device,
                         image.view(),
+                        ImageIntensities::Normalized,
                         &settings,
                         AccumulationPrecision::Fp16,
                         DeviceOutput::Labels,

@@ -33,7 +33,8 @@ use totalseg_core::normalize::NormalizationScheme;
 use totalseg_core::sliding_window::AccumulationPrecision;
 use totalseg_nn::NetworkOps;
 use totalsegmentator::predictor::device::{
-    argmax_on_device, fold_averaged_logits_on_device, labels_to_host, logits_to_host, DeviceForward,
+    argmax_on_device, fold_averaged_logits_on_device, labels_to_host, logits_to_host,
+    DeviceForward, ImageIntensities,
 };
 use totalsegmentator::predictor::{
     argmax_channels, predict_logits, NetworkShape, NoTileProgress, PredictorSettings, TileNetwork,
@@ -159,6 +160,7 @@ fn compare<B: NetworkOps>(
                 &Scaled,
                 device,
                 image.view(),
+                ImageIntensities::Normalized,
                 &settings,
                 accumulation,
                 &NoTileProgress,
@@ -228,6 +230,7 @@ fn check_infinity<B: NetworkOps>(
         &Scaled,
         device,
         image.view(),
+        ImageIntensities::Normalized,
         &settings,
         AccumulationPrecision::Fp16,
         &NoTileProgress,
