@@ -143,14 +143,15 @@ fn assert_label_maps_match(ours: &Path, official: &Path) {
     );
 }
 
-fn check_multilabel_case(name: &str) {
+/// Runs the `--ml` case `name` and checks its label map against the official one; returns
+/// our output, the official output and the folder holding ours (kept while it lives).
+fn check_multilabel_case(name: &str) -> (PathBuf, PathBuf, tempfile::TempDir) {
     let case = manifest_case(name);
     let dir = tempfile::tempdir().expect("temp dir");
     let ours = run_case(&case, dir.path());
-    assert_label_maps_match(
-        &ours,
-        &repo().join(case["output"].as_str().expect("output")),
-    );
+    let official = repo().join(case["output"].as_str().expect("output"));
+    assert_label_maps_match(&ours, &official);
+    (ours, official, dir)
 }
 
 #[test]
@@ -187,11 +188,7 @@ fn force_split_fast_ml_matches_official() {
 
 #[test]
 fn fast_ml_with_statistics_matches_official() {
-    let case = manifest_case("fast_statistics_ml");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ours = run_case(&case, dir.path());
-    let official = repo().join(case["output"].as_str().expect("output"));
-    assert_label_maps_match(&ours, &official);
+    let (ours, official, _dir) = check_multilabel_case("fast_statistics_ml");
     assert_statistics_match(
         &ours.parent().expect("folder").join("statistics.json"),
         &official.parent().expect("folder").join("statistics.json"),
@@ -203,11 +200,7 @@ fn fast_ml_with_statistics_matches_official() {
 /// same values except the versions, the paths and the run time.
 #[test]
 fn fast_v1_order_ml_and_run_report_match_official() {
-    let case = manifest_case("fast_v1_order_ml");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ours = run_case(&case, dir.path());
-    let official = repo().join(case["output"].as_str().expect("output"));
-    assert_label_maps_match(&ours, &official);
+    let (ours, official, _dir) = check_multilabel_case("fast_v1_order_ml");
 
     let read = |path: &Path| -> Vec<(String, Value)> {
         let text = std::fs::read_to_string(path).expect("report");
@@ -229,7 +222,7 @@ fn fast_v1_order_ml_and_run_report_match_official() {
             .map(|(_, k)| (k.clone(), value[&k].clone()))
             .collect()
     };
-    let ours_report = read(&dir.path().join("report.json"));
+    let ours_report = read(&ours.with_file_name("report.json"));
     let official_report = read(&official.with_file_name("report.json"));
     let ours_keys: Vec<&str> = ours_report
         .iter()
@@ -261,7 +254,7 @@ fn fast_v1_order_ml_and_run_report_match_official() {
         .expect("classes")
         .1;
     let ordered: Vec<u64> = {
-        let text = std::fs::read_to_string(dir.path().join("report.json")).expect("report");
+        let text = std::fs::read_to_string(ours.with_file_name("report.json")).expect("report");
         let start = text.find("\"classes\": {").expect("classes");
         let body = &text[start..start + text[start..].find('}').expect("end")];
         body.lines()
@@ -278,11 +271,7 @@ fn fast_v1_order_ml_and_run_report_match_official() {
 /// `--statistics_extra`: statistics.json byte for byte (the label maps are identical).
 #[test]
 fn fastest_ml_with_statistics_extra_matches_official() {
-    let case = manifest_case("fastest_statistics_extra_ml");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ours = run_case(&case, dir.path());
-    let official = repo().join(case["output"].as_str().expect("output"));
-    assert_label_maps_match(&ours, &official);
+    let (ours, official, _dir) = check_multilabel_case("fastest_statistics_extra_ml");
     let text = |path: PathBuf| std::fs::read_to_string(&path).expect("statistics.json");
     assert_eq!(
         text(ours.with_file_name("statistics.json")),

@@ -9,6 +9,9 @@ use std::path::{Component, Path, PathBuf};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+use super::args::SegmentArgs;
+use crate::segmenter::Segmenter;
+
 /// One finished run, as the official report describes it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunReport {
@@ -56,6 +59,46 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report of a finished `totalseg` run: its arguments, the task as run (after the
+    /// DICOM modality swap), where the networks ran and its wall time in seconds.
+    pub fn for_run(
+        args: &SegmentArgs,
+        task_name: &str,
+        segmenter: &Segmenter,
+        input: &Path,
+        output: &Path,
+        runtime_seconds: f64,
+    ) -> RunReport {
+        let task = segmenter.task();
+        let roi = args.roi_subset_robust.as_ref().or(args.roi_subset.as_ref());
+        let classes: Vec<(u16, String)> = (task.class_map.iter())
+            .filter(|(_, name)| roi.is_none_or(|r| r.iter().any(|n| n == name)))
+            .map(|(label, name)| (label, name.to_string()))
+            .collect();
+        RunReport {
+            totalsegmentator_version: None,
+            nnunetv2_version: None,
+            torch_version: None,
+            totalseg_rs_version: env!("CARGO_PKG_VERSION").to_string(),
+            task: task_name.to_string(),
+            modality: task.modality.as_str().to_string(),
+            license_required: task.licensed,
+            device: segmenter.device_kind().map(|d| d.as_str().to_string()),
+            fast: args.fast,
+            fastest: args.fastest,
+            save_lowres: args.save_lowres && (args.fast || args.fastest),
+            multilabel: args.ml,
+            output_type: "nifti".to_string(),
+            roi_subset: roi.cloned(),
+            input: python_absolute(input).display().to_string(),
+            output: Some(python_absolute(output).display().to_string()),
+            num_classes: classes.len(),
+            classes,
+            runtime_seconds: round_seconds(runtime_seconds),
+            output_files: output_files(output),
+        }
+    }
+
     /// The JSON text (`json.dump(report, f, indent=2)`).
     ///
     /// ```

@@ -14,7 +14,7 @@ use totalseg_nn::Precision;
 use super::args::{
     unsupported_option, Cli, Command, DownloadArgs, SegmentArgs, WeightsAction, WeightsLocationArgs,
 };
-use super::report::{output_files, python_absolute, round_seconds, RunReport};
+use super::report::{python_absolute, RunReport};
 use crate::builder::{Device, SegmenterBuilder};
 use crate::error::SegmentError;
 use crate::models::{convert_folder, store_spec};
@@ -127,8 +127,8 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         .precision(precision)
         .weights_dir(args.location.weights_dir.clone())
         .offline(args.location.offline);
-    if let Some(classes) = &roi {
-        builder = builder.roi_subset(classes.clone(), robust);
+    if let Some(classes) = roi {
+        builder = builder.roi_subset(classes, robust);
     }
     if let Ok(value) = std::env::var(BATCH_SIZE_VARIABLE) {
         builder = builder.batch_size(parse_batch_size(&value)?);
@@ -215,32 +215,8 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         }
     }
     if let Some(path) = &args.report {
-        let classes: Vec<(u16, String)> = (segmenter.task().class_map.iter())
-            .filter(|(_, name)| roi.as_ref().is_none_or(|r| r.iter().any(|n| n == name)))
-            .map(|(label, name)| (label, name.to_string()))
-            .collect();
-        let report = RunReport {
-            totalsegmentator_version: None,
-            nnunetv2_version: None,
-            torch_version: None,
-            totalseg_rs_version: env!("CARGO_PKG_VERSION").to_string(),
-            task: task_name.clone(),
-            modality: segmenter.task().modality.as_str().to_string(),
-            license_required: segmenter.task().licensed,
-            device: segmenter.device_kind().map(|d| d.as_str().to_string()),
-            fast: args.fast,
-            fastest: args.fastest,
-            save_lowres: args.save_lowres && (args.fast || args.fastest),
-            multilabel: args.ml,
-            output_type: "nifti".to_string(),
-            roi_subset: roi.clone(),
-            input: python_absolute(&input).display().to_string(),
-            output: Some(python_absolute(&output).display().to_string()),
-            num_classes: classes.len(),
-            classes,
-            runtime_seconds: round_seconds(start.elapsed().as_secs_f64()),
-            output_files: output_files(&output),
-        };
+        let runtime = start.elapsed().as_secs_f64();
+        let report = RunReport::for_run(&args, &task_name, &segmenter, &input, &output, runtime);
         let text = report
             .to_json_string()
             .map_err(|e| SegmentError::Model(format!("run report: {e}")))?;

@@ -86,12 +86,14 @@ pub(crate) fn python_json_string(text: &str) -> String {
     out
 }
 
+/// Indentation of a structure's keys, of the items of its lists, and of theirs (indent=4).
+const KEY: &str = "        ";
+const ITEM: &str = "            ";
+const INNER: &str = "                ";
+
 /// The `--statistics_extra` keys of one structure as `json.dump(..., indent=4)` writes them
 /// at nesting depth 2 (lists one item per line), each line starting with `,\n`.
 pub(super) fn extra_metrics_fields(extra: &super::ExtraMetrics) -> String {
-    const KEY: &str = "        ";
-    const ITEM: &str = "            ";
-    const INNER: &str = "                ";
     let mut out = String::new();
     let _ = write!(out, ",\n{KEY}\"n_voxels\": {}", extra.n_voxels);
     for (key, value) in [
@@ -101,33 +103,24 @@ pub(super) fn extra_metrics_fields(extra: &super::ExtraMetrics) -> String {
     ] {
         let _ = write!(out, ",\n{KEY}\"{key}\": {}", python_float_repr(value));
     }
-    match extra.centroid_vox {
-        Some(c) => {
-            let items: Vec<String> = c
-                .iter()
-                .map(|v| format!("{ITEM}{}", python_float_repr(*v)))
-                .collect();
-            let _ = write!(
-                out,
-                ",\n{KEY}\"centroid_vox\": [\n{}\n{KEY}]",
-                items.join(",\n")
-            );
-        }
-        None => out.push_str(&format!(",\n{KEY}\"centroid_vox\": null")),
-    }
-    match extra.bbox_vox {
-        Some(bbox) => {
-            let items: Vec<String> = bbox
-                .iter()
-                .map(|[lo, hi]| format!("{ITEM}[\n{INNER}{lo},\n{INNER}{hi}\n{ITEM}]"))
-                .collect();
-            let _ = write!(
-                out,
-                ",\n{KEY}\"bbox_vox\": [\n{}\n{KEY}]",
-                items.join(",\n")
-            );
-        }
-        None => out.push_str(&format!(",\n{KEY}\"bbox_vox\": null")),
-    }
+    let centroid = extra
+        .centroid_vox
+        .map(|c| c.map(|v| format!("{ITEM}{}", python_float_repr(v))));
+    push_list(
+        &mut out,
+        "centroid_vox",
+        centroid.as_ref().map(|c| c.as_slice()),
+    );
+    let bbox = (extra.bbox_vox)
+        .map(|b| b.map(|[lo, hi]| format!("{ITEM}[\n{INNER}{lo},\n{INNER}{hi}\n{ITEM}]")));
+    push_list(&mut out, "bbox_vox", bbox.as_ref().map(|b| b.as_slice()));
     out
+}
+
+/// `,\n        "key": [` the already indented `items` one per line `]`, or `null`.
+fn push_list(out: &mut String, key: &str, items: Option<&[String]>) {
+    let _ = match items {
+        Some(items) => write!(out, ",\n{KEY}\"{key}\": [\n{}\n{KEY}]", items.join(",\n")),
+        None => write!(out, ",\n{KEY}\"{key}\": null"),
+    };
 }
