@@ -175,6 +175,23 @@ impl SegmenterBuilder {
         self
     }
 
+    /// `--higher_order_resampling`: nnU-Net resamples the image to the model spacing itself
+    /// (order 3 instead of TotalSegmentator's order 1 and int32 cast) and brings the logits
+    /// back with cropped-logits resampling (smooth, interpolated label borders) instead of
+    /// nearest-neighbour upsampling of the labels. Disables `save_lowres`.
+    pub fn higher_order_resampling(mut self, on: bool) -> Self {
+        self.run.higher_order_resampling = on;
+        self
+    }
+
+    /// `--higher_order_resampling_LEGACY`: the labels go back from the model resolution to
+    /// the input's grid as cropped one-hot masks interpolated with order 1 (smoother borders
+    /// than order 0). No effect together with `higher_order_resampling`.
+    pub fn higher_order_resampling_legacy(mut self, on: bool) -> Self {
+        self.run.higher_order_resampling_legacy = on;
+        self
+    }
+
     /// Sum tiles in f32 instead of nnU-Net's fp16 (faster, not bit-parity).
     pub fn f32_accumulation(mut self, on: bool) -> Self {
         if on {

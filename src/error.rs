@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use totalseg_core::crop::CropError;
+use totalseg_core::export::ExportError;
 use totalseg_core::geometry::GeometryError;
 use totalseg_core::resample::ResampleError;
 use totalseg_core::sliding_window::SlidingWindowError;
@@ -45,6 +46,9 @@ pub enum SegmentError {
     /// Resampling failed.
     #[error("resampling: {0}")]
     Resample(#[from] ResampleError),
+    /// Turning the logits into labels failed.
+    #[error("export of the logits: {0}")]
+    Export(#[from] ExportError),
     /// Sliding-window inference failed.
     #[error("sliding window: {0}")]
     SlidingWindow(#[from] SlidingWindowError),

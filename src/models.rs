@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use burn::tensor::{Tensor, TensorData};
 use ndarray::{Array5, ArrayView4, ArrayView5};
+use totalseg_core::export::LogitsResampling;
 use totalseg_core::normalize::{IntensityProperties, NormalizationScheme};
 use totalseg_core::resample::{NnunetResampling, SplineOrder};
 use totalseg_core::sliding_window::AccumulationPrecision;
@@ -396,6 +397,7 @@ pub fn predictor_settings(config: &ModelConfig) -> Result<PredictorSettings, Seg
             "resampling_fn_probabilities_kwargs",
             SplineOrder::Linear,
         ),
+        logits_resampling: LogitsResampling::Full,
     })
 }
 

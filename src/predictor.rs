@@ -1,8 +1,9 @@
 //! nnU-Net's predictor for one model (all its folds), as `nnUNetPredictor.predict_from_files`
 //! runs it on one image: reader axis order, `transpose_forward`, crop to non-zero,
 //! normalisation, resampling to the model spacing (only when the shape changes), the
-//! gaussian-weighted sliding window with nnU-Net's fp16 sums, fold averaging, resampling the
-//! logits back, argmax, pasting into the uncropped box and `transpose_backward`.
+//! gaussian-weighted sliding window with nnU-Net's fp16 sums, fold averaging, the export of
+//! the logits to labels ([`totalseg_core::export`]: resampling back and argmax), pasting into
+//! the uncropped box and `transpose_backward`.
 //!
 //! The network is behind [`TileNetwork`], so this module owns tiling, weighting and
 //! accumulation independently of Burn (the MONAI `sliding_window_inference` role). A network
@@ -14,10 +15,10 @@ pub mod device;
 
 use half::f16;
 use ndarray::{Array3, Array4, Array5, ArrayView4, ArrayView5, Axis};
-use rayon::prelude::*;
+use totalseg_core::export::{logits_to_labels, LogitsResampling};
 use totalseg_core::nonzero_crop::{crop_to_nonzero, insert_crop_into_image};
 use totalseg_core::normalize::{normalize_channel, IntensityProperties, NormalizationScheme};
-use totalseg_core::resample::{compute_new_shape, resample_data_to_shape, NnunetResampling};
+use totalseg_core::resample::{compute_new_shape, resample_channels_to_shape, NnunetResampling};
 use totalseg_core::sliding_window::{
     add_fold_logits, average_fold_logits, gaussian_importance_map, AccumulationPrecision,
     LogitAccumulator, SlidingWindowPlan,
@@ -106,6 +107,9 @@ pub struct PredictorSettings {
     pub data_resampling: NnunetResampling,
     /// `resampling_fn_probabilities_kwargs`.
     pub probabilities_resampling: NnunetResampling,
+    /// How the logits are resampled back when the model spacing differs from the image's
+    /// (`Cropped` with TotalSegmentator's `--higher_order_resampling`).
+    pub logits_resampling: LogitsResampling,
 }
 
 /// Progress of one prediction, for progress bars.
@@ -179,7 +183,7 @@ pub fn predict_labels(
         }
     }
     let resampled = if resample_back {
-        resample_channels(
+        resample_channels_to_shape(
             cropped.view(),
             new_shape,
             spacing,
@@ -217,17 +221,15 @@ pub fn predict_labels(
     };
     let labels = match prediction {
         DevicePrediction::Labels(labels) => labels,
-        DevicePrediction::Logits(logits) if resample_back => argmax_channels(
-            resample_channels(
-                logits.view(),
-                cropped_shape,
-                settings.spacing,
-                spacing,
-                &settings.probabilities_resampling,
-            )?
-            .view(),
-        )?,
-        DevicePrediction::Logits(logits) => argmax_channels(logits.view())?,
+        DevicePrediction::Logits(logits) => logits_to_labels(
+            logits.view(),
+            cropped_shape,
+            settings.spacing,
+            spacing,
+            &settings.probabilities_resampling,
+            settings.logits_resampling,
+        )?
+        .mapv(u16::from),
     };
     let full = insert_crop_into_image(labels.view(), crop.bbox, crop.shape_before_cropping, 0u16)
         .map_err(|e| SegmentError::Model(e.to_string()))?;
@@ -340,26 +342,6 @@ impl FoldSum {
     }
 }
 
-/// Resamples every channel of `[c, d0, d1, d2]` with nnU-Net's data/probability resampling.
-fn resample_channels(
-    data: ArrayView4<f32>,
-    new_shape: [usize; 3],
-    current_spacing: [f64; 3],
-    new_spacing: [f64; 3],
-    options: &NnunetResampling,
-) -> Result<Array4<f32>, SegmentError> {
-    let channels: Vec<Array3<f32>> = data
-        .axis_iter(Axis(0))
-        .into_par_iter()
-        .map(|c| resample_data_to_shape(c, new_shape, current_spacing, new_spacing, options))
-        .collect::<Result<_, _>>()?;
-    let mut out = Array4::<f32>::zeros((channels.len(), new_shape[0], new_shape[1], new_shape[2]));
-    for (c, ch) in channels.into_iter().enumerate() {
-        out.index_axis_mut(Axis(0), c).assign(&ch);
-    }
-    Ok(out)
-}
-
 /// Argmax over the channel axis as `torch.argmax`: ties go to the lowest channel, the first
 /// NaN counts as the maximum ([`totalseg_core::postprocess::argmax_channels`], widened to the
 /// pipeline's `u16` labels).
@@ -427,6 +409,7 @@ mod tests {
             accumulation: AccumulationPrecision::Fp16,
             data_resampling: NnunetResampling::default(),
             probabilities_resampling: NnunetResampling::default(),
+            logits_resampling: LogitsResampling::Full,
         }
     }
 

@@ -19,7 +19,7 @@ use totalseg_io::nifti::{NiftiHeader, Volume};
 
 use crate::error::SegmentError;
 use crate::pipeline::{
-    predict_image, ModelProvider, ModelRun, PredictImageOptions, PredictedImage,
+    predict_image, LabelUpsampling, ModelProvider, ModelRun, PredictImageOptions, PredictedImage,
 };
 use crate::predictor::{NoTileProgress, TileProgress};
 
@@ -49,6 +49,13 @@ pub struct RunOptions {
     pub save_lowres: bool,
     /// Tile accumulation (nnU-Net's fp16 by default).
     pub accumulation: AccumulationPrecision,
+    /// `--higher_order_resampling`: the task's models see the image at its own spacing;
+    /// nnU-Net resamples it (order 3) and brings the logits back with cropped-logits
+    /// resampling. Overrides `save_lowres`, as in TotalSegmentator.
+    pub higher_order_resampling: bool,
+    /// `--higher_order_resampling_LEGACY`: the labels go back to the input's grid as cropped
+    /// one-hot masks interpolated with order 1 (smoother borders than order 0).
+    pub higher_order_resampling_legacy: bool,
 }
 
 impl Default for RunOptions {
@@ -64,6 +71,8 @@ impl Default for RunOptions {
             statistics: None,
             save_lowres: false,
             accumulation: AccumulationPrecision::Fp16,
+            higher_order_resampling: false,
+            higher_order_resampling_legacy: false,
         }
     }
 }
@@ -247,7 +256,9 @@ impl Segmenter {
             body_seg: opts.body_seg,
         })?;
 
-        if opts.save_lowres && pre_pass.is_some() {
+        // python_api.py: `if higher_order_resampling: resample = None; save_lowres = False`.
+        let save_lowres = opts.save_lowres && !opts.higher_order_resampling;
+        if save_lowres && pre_pass.is_some() {
             // python_api.py refuses the same combination.
             return Err(SegmentError::Model(
                 "save_lowres is not supported together with cropping, roi_subset, body_seg, or cascade."
@@ -337,8 +348,19 @@ impl Segmenter {
             } else {
                 None
             },
-            save_lowres: opts.save_lowres,
+            save_lowres,
             accumulation: opts.accumulation,
+            higher_order_resampling: opts.higher_order_resampling,
+            label_upsampling: if opts.higher_order_resampling_legacy {
+                LabelUpsampling::OneHotLinear {
+                    keep: opts
+                        .roi_subset
+                        .as_ref()
+                        .map(|_| classes.iter().map(|(l, _)| *l).collect()),
+                }
+            } else {
+                LabelUpsampling::Nearest
+            },
         };
         let predicted = self.predict(volume, &run, &options)?;
         let mut labels = predicted.labels;
@@ -388,7 +410,7 @@ impl Segmenter {
         // low-resolution output on the model grid: fresh headers, not the input's.
         let fresh_header = if predicted.empty_crop {
             Some((&volume.affine, "empty-crop"))
-        } else if opts.save_lowres {
+        } else if save_lowres {
             Some((&predicted.affine, "low-resolution"))
         } else {
             None
@@ -434,6 +456,8 @@ impl Segmenter {
             low_res_statistics: None,
             save_lowres: false,
             accumulation: self.options.accumulation,
+            higher_order_resampling: false,
+            label_upsampling: LabelUpsampling::Nearest,
         };
         Ok(self.predict(volume, &run, &options)?.labels)
     }

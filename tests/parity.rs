@@ -195,6 +195,45 @@ fn fast_ml_with_statistics_matches_official() {
     );
 }
 
+/// `--higher_order_resampling` on a 3 mm input through the 6 mm model: nnU-Net's own order-3
+/// downsampling of the image, then the cropped-logits export back to 3 mm.
+#[test]
+fn fastest_higher_order_resampling_ml_matches_official() {
+    check_multilabel_case("fastest_ho_ml");
+}
+
+/// `-ho` on the 0.8x0.8x2.5 mm block (nnU-Net's separate-z resampling of the image and of the
+/// background logits), with `--fast` statistics at the input's own resolution.
+#[test]
+fn anisotropic_higher_order_resampling_with_statistics_matches_official() {
+    let (ours, official, _dir) = check_multilabel_case("aniso_fast_ho_statistics_ml");
+    assert_statistics_match(
+        &ours.parent().expect("folder").join("statistics.json"),
+        &official.parent().expect("folder").join("statistics.json"),
+    );
+}
+
+/// `-ho` with the five 1.5 mm parts: the 3 mm input upsampled inside nnU-Net, each part's
+/// logits exported with the cropped resampling, merged by class name.
+#[test]
+fn total_higher_order_resampling_ml_matches_official() {
+    check_multilabel_case("total_ho_ml");
+}
+
+/// `--higher_order_resampling_LEGACY`: the 3 mm labels upsampled to the 0.8x0.8x2.5 mm grid
+/// label by label (cropped one-hot masks, order 1).
+#[test]
+fn anisotropic_legacy_label_upsampling_ml_matches_official() {
+    check_multilabel_case("aniso_fast_ho_legacy_ml");
+}
+
+/// `--higher_order_resampling_LEGACY` with a roi subset: the crop's 1.5 mm labels downsampled
+/// to 3 mm, only liver and spleen taking part.
+#[test]
+fn roi_subset_legacy_label_resampling_ml_matches_official() {
+    check_multilabel_case("roi_subset_ho_legacy_ml");
+}
+
 /// `--v1_order`: the label map (voxels and the names in its extension) in v1's numbering;
 /// `--report`: the official keys in the official order (plus `totalseg_rs_version`), with the
 /// same values except the versions, the paths and the run time.

@@ -335,6 +335,43 @@ fn cascade_channel_tasks_are_refused_naming_the_task() {
     }
 }
 
+/// TotalSegmentator turns `--save_lowres` off under `--higher_order_resampling`, and with it
+/// the refusal of `--save_lowres` with a crop: the output is in the input's geometry, as
+/// without `--save_lowres`.
+#[test]
+fn higher_order_resampling_overrides_save_lowres() {
+    let work = tempfile::tempdir().expect("tmp");
+    let input = shared("example_ct_sm.nii.gz");
+    let plain = work.path().join("ho.nii.gz");
+    let lowres = work.path().join("ho_lowres.nii.gz");
+    run_ok(&input, &plain, &["--fastest", "--ml", "-ho"], work.path());
+    run_ok(
+        &input,
+        &lowres,
+        &["--fastest", "--ml", "-ho", "--save_lowres"],
+        work.path(),
+    );
+    let a = read_label_map(&plain).expect("reads");
+    let b = read_label_map(&lowres).expect("reads");
+    assert_eq!(a.labels.dim(), (122, 101, 30), "the input's shape");
+    assert_eq!(a.labels, b.labels);
+    assert!(a.labels.iter().any(|&l| l != 0));
+    let with_crop = work.path().join("ho_crop.nii.gz");
+    run_ok(
+        &input,
+        &with_crop,
+        &[
+            "--fast",
+            "-ho",
+            "--save_lowres",
+            "--roi_subset",
+            "liver",
+            "--ml",
+        ],
+        work.path(),
+    );
+}
+
 #[test]
 fn save_lowres_with_a_crop_is_refused() {
     let work = tempfile::tempdir().expect("tmp");
@@ -412,14 +449,6 @@ fn official_flags_we_do_not_implement_fail_naming_the_flag() {
         (
             &["-sp", "probs.npz"][..],
             "option --save_probabilities is not supported",
-        ),
-        (
-            &["-ho"][..],
-            "option --higher_order_resampling is not supported",
-        ),
-        (
-            &["--higher_order_resampling_LEGACY"][..],
-            "LEGACY is not supported",
         ),
         (
             &["-t", "project7"][..],

@@ -53,6 +53,7 @@ pub fn one_channel_settings(
     scheme: totalseg_core::normalize::NormalizationScheme,
     accumulation: totalseg_core::sliding_window::AccumulationPrecision,
 ) -> totalsegmentator::predictor::PredictorSettings {
+    use totalseg_core::export::LogitsResampling;
     use totalseg_core::resample::NnunetResampling;
     totalsegmentator::predictor::PredictorSettings {
         patch_size: [patch; 3],
@@ -68,6 +69,7 @@ pub fn one_channel_settings(
         accumulation,
         data_resampling: NnunetResampling::default(),
         probabilities_resampling: NnunetResampling::default(),
+        logits_resampling: LogitsResampling::Full,
     }
 }
 

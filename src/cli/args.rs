@@ -181,18 +181,15 @@ pub struct SegmentArgs {
     /// Not supported: saving the probabilities.
     #[arg(long = "save_probabilities", value_name = "filepath", hide = true)]
     pub save_probabilities: Option<PathBuf>,
-    /// Not supported: nnU-Net's cropped-logits resampling.
-    #[arg(
-        long = "higher_order_resampling",
-        alias = "high_order_resampling",
-        hide = true
-    )]
+    /// Let nnU-Net resample the image to the model spacing (order 3) and bring the logits
+    /// back with cropped-logits resampling: smoother masks than upsampling the labels.
+    #[arg(long = "higher_order_resampling", alias = "high_order_resampling")]
     pub higher_order_resampling: bool,
-    /// Not supported: smoother upsampling of the final masks.
+    /// Bring the labels back to the input's grid as cropped one-hot masks interpolated with
+    /// order 1 (smoother than order 0).
     #[arg(
         long = "higher_order_resampling_LEGACY",
-        alias = "high_order_resampling_LEGACY",
-        hide = true
+        alias = "high_order_resampling_LEGACY"
     )]
     pub higher_order_resampling_legacy: bool,
     /// The official tool's unit-test switch (0, 1 or 3); only 0 is supported.
@@ -256,7 +253,7 @@ pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> 
             ));
         }
     }
-    let reasons: [(bool, &'static str, &str); 7] = [
+    let reasons: [(bool, &'static str, &str); 5] = [
         (
             args.nora_tag != "None",
             "--nora_tag",
@@ -276,16 +273,6 @@ pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> 
             args.save_probabilities.is_some(),
             "--save_probabilities",
             "saving the class probabilities is not implemented",
-        ),
-        (
-            args.higher_order_resampling,
-            "--higher_order_resampling",
-            "nnU-Net's cropped-logits resampling is not implemented",
-        ),
-        (
-            args.higher_order_resampling_legacy,
-            "--higher_order_resampling_LEGACY",
-            "higher-order upsampling of the masks is not implemented",
         ),
         (
             args.test != 0,
@@ -363,9 +350,10 @@ mod tests {
 
     #[test]
     fn newer_official_flags_parse_in_their_short_forms() {
-        let cli = parse("totalseg -i a.nii -o b.nii -ml -v1o -rp r.json -s -sx -cp masks -t None");
+        let cli =
+            parse("totalseg -i a.nii -o b.nii -ml -v1o -rp r.json -s -sx -cp masks -t None -ho");
         let s = &cli.segment;
-        assert!(s.v1_order && s.statistics_extra);
+        assert!(s.v1_order && s.statistics_extra && s.higher_order_resampling);
         assert_eq!(s.report.as_deref(), Some(std::path::Path::new("r.json")));
         assert_eq!(s.crop_path.as_deref(), Some(std::path::Path::new("masks")));
         assert_eq!(unsupported_option(s), None);

@@ -35,7 +35,8 @@ pub struct RunReport {
     pub fast: bool,
     /// `--fastest`.
     pub fastest: bool,
-    /// `--save_lowres` together with `--fast` or `--fastest`.
+    /// `--save_lowres` together with `--fast` or `--fastest` (and without
+    /// `--higher_order_resampling`, which turns it off).
     pub save_lowres: bool,
     /// `--ml`.
     pub multilabel: bool,
@@ -86,7 +87,9 @@ impl RunReport {
             device: segmenter.device_kind().map(|d| d.as_str().to_string()),
             fast: args.fast,
             fastest: args.fastest,
-            save_lowres: args.save_lowres && (args.fast || args.fastest),
+            save_lowres: args.save_lowres
+                && (args.fast || args.fastest)
+                && !args.higher_order_resampling,
             multilabel: args.ml,
             output_type: "nifti".to_string(),
             roi_subset: roi.cloned(),

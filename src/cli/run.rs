@@ -122,6 +122,8 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         .remove_small_blobs(args.remove_small_blobs)
         .statistics(statistics)
         .save_lowres(args.save_lowres)
+        .higher_order_resampling(args.higher_order_resampling)
+        .higher_order_resampling_legacy(args.higher_order_resampling_legacy)
         .f32_accumulation(args.f32_accumulation)
         .device(device)
         .precision(precision)

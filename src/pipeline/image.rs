@@ -2,6 +2,7 @@
 
 use ndarray::{s, Array3, ArrayView3, Axis, Zip};
 use totalseg_core::crop::{crop_to_mask, undo_crop, BoundingBox};
+use totalseg_core::export::LogitsResampling;
 use totalseg_core::geometry::{
     as_closest_canonical, nifti_zooms_from_affine, undo_canonical, Affine,
 };
@@ -10,7 +11,9 @@ use totalseg_core::postprocess::{
     keep_largest_blob_multilabel, remove_auxiliary_labels, remove_small_blobs_all_classes,
     remove_small_blobs_multilabel, BlobSizeInterval,
 };
-use totalseg_core::resample::{change_spacing, change_spacing_labels, SpacingTarget, SplineOrder};
+use totalseg_core::resample::{
+    change_spacing, change_spacing_labels, resample_labels_one_hot_crop, SpacingTarget, SplineOrder,
+};
 use totalseg_core::sliding_window::AccumulationPrecision;
 use totalseg_core::statistics::{basic_statistics, ct_to_i16, Statistics, StatisticsOptions};
 
@@ -44,6 +47,27 @@ pub struct PredictImageOptions<'a> {
     pub save_lowres: bool,
     /// How sliding-window tiles are summed.
     pub accumulation: AccumulationPrecision,
+    /// `--higher_order_resampling`: no resampling to the task resolution here; nnU-Net
+    /// resamples the image to the model spacing itself (order 3) and exports the logits with
+    /// cropped-logits resampling ([`LogitsResampling::Cropped`]).
+    pub higher_order_resampling: bool,
+    /// How the labels are resampled back to the input's grid.
+    pub label_upsampling: LabelUpsampling,
+}
+
+/// How the labels go back from the model resolution to the input's grid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LabelUpsampling {
+    /// Order 0 (TotalSegmentator's default).
+    #[default]
+    Nearest,
+    /// `--higher_order_resampling_LEGACY`: each label's cropped one-hot mask interpolated with
+    /// order 1 and kept where it reaches 0.5; labels outside `keep` (the roi subset) are
+    /// dropped first, as nnunet.py zeroes them before resampling.
+    OneHotLinear {
+        /// The labels that take part (`None`: all).
+        keep: Option<Vec<u8>>,
+    },
 }
 
 /// The result of [`predict_image`].
@@ -100,9 +124,15 @@ pub fn predict_image(
     let canonical_shape = dims(&canonical_data.view());
     let canonical_zooms = widen(nifti_zooms_from_affine(&canonical_affine));
 
-    // 3. Resample to the task resolution, int32 cast (untouched when the spacing matches).
+    // 3. Resample to the task resolution, int32 cast (untouched when the spacing matches);
+    // with --higher_order_resampling nnU-Net gets the image as it is (`resample=None`).
+    let resolution_mm = if options.higher_order_resampling {
+        None
+    } else {
+        run.resolution_mm
+    };
     let order = SplineOrder::from_scipy(options.resampling_order)?;
-    let (model_input, model_affine) = match run.resolution_mm {
+    let (model_input, model_affine) = match resolution_mm {
         Some(resolution) => match stage("resample to model spacing", || {
             change_spacing::<f32, i32>(
                 canonical_data.view(),
@@ -140,6 +170,9 @@ pub fn predict_image(
         let mut settings = model.settings.clone();
         settings.step_size = run.step_size;
         settings.accumulation = options.accumulation;
+        if options.higher_order_resampling {
+            settings.logits_resampling = LogitsResampling::Cropped;
+        }
         for (&(a, b), merged) in parts.iter().zip(merged_parts.iter_mut()) {
             let part = model_input.slice(s![.., .., a..b]);
             let input = part.insert_axis(Axis(0));
@@ -198,17 +231,31 @@ pub fn predict_image(
     }
 
     // 6. Back: order 0 to the canonical shape, undo canonical, undo crop.
-    let back = if run.resolution_mm.is_some() && dims(&prediction.view()) != canonical_shape {
-        stage("resample labels back", || {
-            change_spacing_labels(
-                prediction.view(),
-                &model_affine,
-                model_zooms,
-                SpacingTarget::Shape(canonical_shape),
-            )
-        })?
-        .map(|r| r.data)
-        .unwrap_or(prediction)
+    let back = if resolution_mm.is_some() && dims(&prediction.view()) != canonical_shape {
+        match &options.label_upsampling {
+            LabelUpsampling::Nearest => stage("resample labels back", || {
+                change_spacing_labels(
+                    prediction.view(),
+                    &model_affine,
+                    model_zooms,
+                    SpacingTarget::Shape(canonical_shape),
+                )
+            })?
+            .map(|r| r.data)
+            .unwrap_or(prediction),
+            LabelUpsampling::OneHotLinear { keep } => {
+                stage("resample labels back (one-hot, order 1)", || {
+                    if let Some(keep) = keep {
+                        prediction.mapv_inplace(|v| if keep.contains(&v) { v } else { 0 });
+                    }
+                    resample_labels_one_hot_crop(
+                        prediction.view(),
+                        canonical_shape,
+                        SplineOrder::Linear,
+                    )
+                })?
+            }
+        }
     } else {
         prediction
     };
@@ -357,6 +404,8 @@ mod tests {
             low_res_statistics: None,
             save_lowres: false,
             accumulation: AccumulationPrecision::Fp16,
+            higher_order_resampling: false,
+            label_upsampling: LabelUpsampling::Nearest,
         };
         // Two touching labels in one body (L4 over L5) and a separate L3 above.
         let mut prediction = Array3::<u8>::zeros((12, 12, 30));

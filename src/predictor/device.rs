@@ -85,6 +85,7 @@ pub trait DeviceSlidingWindow {
 /// use burn_flex::{Flex, FlexDevice};
 /// use ndarray::Array4;
 /// use totalseg_core::normalize::NormalizationScheme;
+/// use totalseg_core::export::LogitsResampling;
 /// use totalseg_core::resample::NnunetResampling;
 /// use totalseg_core::sliding_window::AccumulationPrecision;
 /// use totalsegmentator::predictor::device::{
@@ -120,6 +121,7 @@ pub trait DeviceSlidingWindow {
 ///     accumulation: AccumulationPrecision::Fp16,
 ///     data_resampling: NnunetResampling::default(),
 ///     probabilities_resampling: NnunetResampling::default(),
+///     logits_resampling: LogitsResampling::Full,
 /// };
 /// let image = Array4::from_shape_fn((1, 6, 5, 4), |(_, i, _, _)| if i < 3 { -1.0 } else { 1.0 });
 /// let labels = match predict_on_device::<Flex, _>(

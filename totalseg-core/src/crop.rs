@@ -32,6 +32,20 @@ impl BoundingBox {
         std::array::from_fn(|a| self.end[a].saturating_sub(self.start[a]))
     }
 
+    /// The box grown by `margin` voxels on every side, clipped to a volume of `shape`.
+    ///
+    /// ```
+    /// use totalseg_core::crop::BoundingBox;
+    /// let b = BoundingBox { start: [1, 5, 0], end: [2, 6, 3] };
+    /// assert_eq!(b.widened(2, [10, 7, 3]), BoundingBox { start: [0, 3, 0], end: [4, 7, 3] });
+    /// ```
+    pub fn widened(&self, margin: usize, shape: [usize; 3]) -> Self {
+        BoundingBox {
+            start: self.start.map(|v| v.saturating_sub(margin)),
+            end: std::array::from_fn(|a| (self.end[a] + margin).min(shape[a])),
+        }
+    }
+
     fn check_inside(&self, shape: [usize; 3]) -> Result<(), CropError> {
         for a in 0..3 {
             if self.start[a] >= self.end[a] || self.end[a] > shape[a] {
@@ -204,6 +218,41 @@ pub fn nonzero_bbox(mask: ArrayView3<'_, bool>) -> BoundingBox {
         },
         None => BoundingBox::full(shape),
     }
+}
+
+/// The bounding box of every label of a `u8` label map in one pass (`np.where(seg == label)`
+/// min and max + 1), indexed by label (256 entries); `None` for absent labels.
+///
+/// ```
+/// use ndarray::Array3;
+/// use totalseg_core::crop::{label_bounding_boxes, BoundingBox};
+/// let mut labels = Array3::<u8>::zeros((4, 4, 4));
+/// labels[[1, 2, 3]] = 7;
+/// labels[[2, 0, 3]] = 7;
+/// let boxes = label_bounding_boxes(labels.view());
+/// assert_eq!(boxes[7], Some(BoundingBox { start: [1, 0, 3], end: [3, 3, 4] }));
+/// assert_eq!(boxes[1], None);
+/// ```
+pub fn label_bounding_boxes(labels: ArrayView3<'_, u8>) -> Vec<Option<BoundingBox>> {
+    let mut boxes: Vec<Option<BoundingBox>> = vec![None; 256];
+    for ((i, j, k), &label) in labels.indexed_iter() {
+        let p = [i, j, k];
+        match &mut boxes[usize::from(label)] {
+            Some(b) => {
+                for (a, &v) in p.iter().enumerate() {
+                    b.start[a] = b.start[a].min(v);
+                    b.end[a] = b.end[a].max(v + 1);
+                }
+            }
+            entry => {
+                *entry = Some(BoundingBox {
+                    start: p,
+                    end: p.map(|v| v + 1),
+                })
+            }
+        }
+    }
+    boxes
 }
 
 /// TotalSegmentator's `crop_to_bbox`: a copy of the voxels inside `bbox`.

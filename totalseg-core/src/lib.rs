@@ -1,8 +1,9 @@
 //! Plain-Rust building blocks of the TotalSegmentator pipeline: image geometry,
-//! resampling, cropping, normalisation, the sliding-window plan, postprocessing,
-//! statistics and the task/class registry. No Burn here.
+//! resampling, cropping, normalisation, the sliding-window plan, the export of logits to
+//! labels, postprocessing, statistics and the task/class registry. No Burn here.
 
 pub mod crop;
+pub mod export;
 pub mod geometry;
 pub mod morphology;
 pub mod nonzero_crop;

@@ -4,9 +4,12 @@
 //! Order 0 and every integer-cast output must be identical; float outputs are compared
 //! bit for bit too (counted), and must in any case be within 1e-4 relative.
 
+mod common;
+
 use std::path::PathBuf;
 
-use ndarray::{Array3, ArrayD, IxDyn};
+use common::npy::Npy;
+use ndarray::{Array3, ArrayD};
 use serde_json::Value;
 use totalseg_core::resample::{
     change_spacing, change_spacing_labels, compute_new_shape, resample_data_to_shape, scipy_zoom,
@@ -17,67 +20,8 @@ fn fixture_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/resample"))
 }
 
-/// The element types the fixtures use, read from a little-endian .npy file.
-enum Npy {
-    F64(ArrayD<f64>),
-    F32(ArrayD<f32>),
-    F16(ArrayD<half::f16>),
-    I32(ArrayD<i32>),
-    I16(ArrayD<i16>),
-    U8(ArrayD<u8>),
-}
-
 fn read_npy(name: &str) -> Npy {
-    let path = fixture_dir().join(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{name}: not an .npy file");
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-    };
-    let header = std::str::from_utf8(&bytes[start..start + header_len]).expect("ascii header");
-    assert!(
-        header.contains("'fortran_order': False"),
-        "{name}: {header}"
-    );
-    let descr = header
-        .split("'descr': '")
-        .nth(1)
-        .and_then(|s| s.split('\'').next())
-        .expect("descr");
-    let shape_txt = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .expect("shape");
-    let shape: Vec<usize> = shape_txt
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let data = &bytes[start + header_len..];
-    fn decode<T, const N: usize>(data: &[u8], shape: &[usize], f: fn([u8; N]) -> T) -> ArrayD<T> {
-        let v: Vec<T> = data
-            .chunks_exact(N)
-            .map(|c| f(c.try_into().unwrap()))
-            .collect();
-        ArrayD::from_shape_vec(IxDyn(shape), v).unwrap()
-    }
-    match descr {
-        "<f8" => Npy::F64(decode(data, &shape, f64::from_le_bytes)),
-        "<f4" => Npy::F32(decode(data, &shape, f32::from_le_bytes)),
-        "<f2" => Npy::F16(decode(data, &shape, |b| {
-            half::f16::from_bits(u16::from_le_bytes(b))
-        })),
-        "<i4" => Npy::I32(decode(data, &shape, i32::from_le_bytes)),
-        "<i2" => Npy::I16(decode(data, &shape, i16::from_le_bytes)),
-        "|u1" => Npy::U8(decode(data, &shape, u8::from_le_bytes)),
-        other => panic!("{name}: unsupported dtype {other}"),
-    }
+    common::npy::read_npy(&fixture_dir().join(name))
 }
 
 fn as3<T>(a: ArrayD<T>) -> Array3<T> {

@@ -41,11 +41,7 @@ impl AxisPlan {
         order: SplineOrder,
         nprepad: usize,
     ) -> Self {
-        let taps = order.taps();
-        let mut indices = Vec::with_capacity(out_len * taps);
-        let mut weights = Vec::with_capacity(out_len * taps);
-        let last = in_len as i64 - 1;
-        for kk in 0..out_len {
+        let coordinates = (0..out_len).map(|kk| {
             let mut cc = kk as f64;
             if grid_mode {
                 cc += 0.5;
@@ -54,7 +50,23 @@ impl AxisPlan {
             } else {
                 cc *= zoom;
             }
-            cc += nprepad as f64;
+            cc + nprepad as f64
+        });
+        Self::at_coordinates(in_len, coordinates, order)
+    }
+
+    /// The footprints of explicit input coordinates along one axis (scipy's
+    /// `map_coordinates` on a grid whose coordinates vary along this axis only).
+    pub fn at_coordinates(
+        in_len: usize,
+        coordinates: impl ExactSizeIterator<Item = f64>,
+        order: SplineOrder,
+    ) -> Self {
+        let taps = order.taps();
+        let mut indices = Vec::with_capacity(coordinates.len() * taps);
+        let mut weights = Vec::with_capacity(coordinates.len() * taps);
+        let last = in_len as i64 - 1;
+        for cc in coordinates {
             let start = footprint_start(cc, order);
             for hh in 0..taps as i64 {
                 indices.push((start + hh).clamp(0, last) as usize);

@@ -5,7 +5,12 @@
 //! - [`change_spacing`]: TotalSegmentator's `resampling.change_spacing` (zoom from spacings or
 //!   a target shape, affine columns divided by the zoom), [`change_spacing_labels`] for label maps;
 //! - [`resample_data_to_shape`]: nnU-Net's `resample_data_or_seg_to_shape` for data
-//!   (`skimage.transform.resize`, the separate-z path for anisotropic spacings).
+//!   (`skimage.transform.resize`, the separate-z path for anisotropic spacings), and
+//!   [`resample_channels_to_shape`] for every channel of an image or of logits;
+//! - [`map_grid_coordinates`]: `scipy.ndimage.map_coordinates(..., mode="nearest")` at the
+//!   points of an axis-aligned grid (orders 0 and 1);
+//! - [`resample_labels_one_hot_crop`]: TotalSegmentator's label resampling by cropped one-hot
+//!   masks (`--higher_order_resampling_LEGACY`).
 //!
 //! scipy computes in float64 and sums every voxel's footprint in a fixed order; the code here
 //! performs the same operations in the same order (only across threads and with reordered
@@ -13,8 +18,10 @@
 //! scipy <= 1.17's spline prefilter is reproduced (1.18 changed one rounding step in it).
 
 mod axis_plan;
+mod coordinates;
 mod kernel;
 mod nnunet;
+mod one_hot_crop;
 mod prefilter;
 mod sample;
 mod spacing;
@@ -22,10 +29,13 @@ mod zoom;
 
 use ndarray::ArrayView3;
 
+pub use coordinates::map_grid_coordinates;
 pub use nnunet::{
-    compute_new_shape, do_separate_z, lowres_axes, resample_data_to_shape, separate_z_axis,
-    NnunetResampling, ANISO_THRESHOLD,
+    compute_new_shape, do_separate_z, lowres_axes, resample_channels_to_shape,
+    resample_data_to_shape, separate_z_axis, NnunetResampling, ANISO_THRESHOLD,
 };
+pub use one_hot_crop::resample_labels_one_hot_crop;
+pub(crate) use one_hot_crop::scaled_box;
 pub use sample::{CastFromF64, Voxel};
 pub use spacing::{change_spacing, change_spacing_labels, Resampled, SpacingTarget};
 pub use zoom::{scipy_zoom, scipy_zoom_labels, scipy_zoom_shape, GridMode};
@@ -108,6 +118,10 @@ pub enum ResampleError {
         /// The order.
         order: u8,
     },
+    /// `map_coordinates` with order 3 (it needs a spline prefilter; orders 0 and 1 are
+    /// implemented).
+    #[error("interpolation at given coordinates supports orders 0 and 1, not the cubic spline")]
+    CubicMapCoordinates,
     /// nnU-Net's separate-z path with a cubic `order_z` (it would prefilter across the
     /// in-plane axes too); nnU-Net uses 0.
     #[error("order_z 3 is not supported for the separate-z path (use 0 or 1)")]

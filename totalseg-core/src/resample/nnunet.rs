@@ -3,7 +3,8 @@
 //! `grid_mode=True`, and the separate-z path for anisotropic spacings (in-plane resize slice by
 //! slice, then `map_coordinates(order=order_z, mode="nearest")` along the low-resolution axis).
 
-use ndarray::{Array3, ArrayView3, Axis};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
+use rayon::prelude::*;
 
 use super::zoom::{zoom_axes, GridMode};
 use super::{check_spacing, dims, CastFromF64, ResampleError, SplineOrder, Voxel};
@@ -191,6 +192,38 @@ pub fn resample_data_to_shape<T: Voxel, O: CastFromF64 + Default>(
         GridMode::AlignEdges,
         |_, t| O::cast_from_f64(t),
     ))
+}
+
+/// [`resample_data_to_shape`] for every channel of `[c, d0, d1, d2]` (channels in parallel),
+/// as nnU-Net's `resample_data_or_seg` loops over them: normalised images (`O = f32`) and
+/// fp16 logits (`O = f16`, nnU-Net keeps the logits' dtype).
+///
+/// ```
+/// use ndarray::Array4;
+/// use totalseg_core::resample::{resample_channels_to_shape, NnunetResampling};
+/// let logits = Array4::from_shape_fn((2, 2, 2, 2), |(c, i, _, _)| (c * 10 + i) as f32);
+/// let out: Array4<half::f16> = resample_channels_to_shape(logits.view(), [4, 2, 2],
+///     [1.0; 3], [0.5, 1.0, 1.0], &NnunetResampling::default()).unwrap();
+/// assert_eq!(out.dim(), (2, 4, 2, 2));
+/// assert_eq!(out[[1, 0, 0, 0]].to_f32(), 10.0);
+/// ```
+pub fn resample_channels_to_shape<T: Voxel, O: CastFromF64 + Default>(
+    data: ArrayView4<'_, T>,
+    new_shape: [usize; 3],
+    current_spacing: [f64; 3],
+    new_spacing: [f64; 3],
+    options: &NnunetResampling,
+) -> Result<Array4<O>, ResampleError> {
+    let channels: Vec<Array3<O>> = data
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|c| resample_data_to_shape(c, new_shape, current_spacing, new_spacing, options))
+        .collect::<Result<_, _>>()?;
+    let mut out = Array4::<O>::default((channels.len(), new_shape[0], new_shape[1], new_shape[2]));
+    for (mut target, channel) in out.axis_iter_mut(Axis(0)).zip(channels) {
+        target.assign(&channel);
+    }
+    Ok(out)
 }
 
 /// `np.clip(t, lo, hi)`.

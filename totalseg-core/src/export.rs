@@ -1,0 +1,269 @@
+//! nnU-Net's export of the fold-averaged logits (model spacing) to labels at the shape of the
+//! cropped input (`convert_predicted_logits_to_segmentation_with_correct_shape`), in the two
+//! ways TotalSegmentator 2.18 runs it:
+//!
+//! - [`LogitsResampling::Full`] (default): every channel resampled with the plans'
+//!   `resampling_fn_probabilities` (skimage order 1; fp16 kept, as nnU-Net keeps the logits'
+//!   dtype), then the argmax.
+//! - [`LogitsResampling::Cropped`] (`--higher_order_resampling`, TotalSegmentator's
+//!   `nnunet_runtime_patches._convert_logits_to_segmentation_with_cropped_resampling`): only
+//!   the background channel is resampled whole; each class present in the low-resolution
+//!   argmax is interpolated (order 1) inside its bounding box plus 3 voxels and wins where it
+//!   beats the best score so far, classes in ascending order.
+//!
+//! Both return the argmax directly when the shapes already agree.
+
+use half::f16;
+use ndarray::{s, Array3, ArrayView4, Axis, Zip};
+
+use crate::crop::label_bounding_boxes;
+use crate::postprocess::{argmax_channels, PostprocessError};
+use crate::resample::{
+    map_grid_coordinates, resample_channels_to_shape, resample_data_to_shape, scaled_box,
+    CastFromF64, NnunetResampling, ResampleError, SplineOrder,
+};
+
+/// `CROPPED_LOGITS_RESAMPLING_MARGIN`: voxels added around each class's low-resolution box.
+pub const CROPPED_LOGITS_MARGIN: usize = 3;
+
+/// How logits at model spacing are brought back to the input's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogitsResampling {
+    /// All channels resampled to the full shape, then the argmax (nnU-Net's export).
+    #[default]
+    Full,
+    /// Background whole, each present class within its box (`--higher_order_resampling`).
+    Cropped,
+}
+
+/// Why the logits could not be turned into labels.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Resampling failed (empty shapes, bad spacings).
+    #[error("resampling the logits: {0}")]
+    Resample(#[from] ResampleError),
+    /// The argmax failed (no channels, too many for a `u8` label map).
+    #[error("argmax of the logits: {0}")]
+    Argmax(#[from] PostprocessError),
+}
+
+/// Labels `[d0, d1, d2]` = `target_shape` from logits `[classes, ...]` at `model_spacing`
+/// (nnU-Net's fp16 values, held in f32), resampled with `options` (the plans'
+/// `resampling_fn_probabilities_kwargs`) towards `target_spacing`.
+///
+/// ```
+/// use ndarray::Array4;
+/// use totalseg_core::export::{logits_to_labels, LogitsResampling};
+/// use totalseg_core::resample::NnunetResampling;
+/// // Class 1 wins in the second half of a 2-voxel row; upsampled to 4 voxels.
+/// let logits = Array4::from_shape_vec((2, 1, 1, 2), vec![1.0, 0.0, 0.0, 1.0]).unwrap();
+/// for how in [LogitsResampling::Full, LogitsResampling::Cropped] {
+///     let labels = logits_to_labels(logits.view(), [1, 1, 4], [2.0; 3], [2.0, 2.0, 1.0],
+///         &NnunetResampling { order: totalseg_core::resample::SplineOrder::Linear,
+///             ..NnunetResampling::default() }, how).unwrap();
+///     assert_eq!(labels.as_slice().unwrap(), &[0, 0, 1, 1]);
+/// }
+/// ```
+pub fn logits_to_labels(
+    logits: ArrayView4<f32>,
+    target_shape: [usize; 3],
+    model_spacing: [f64; 3],
+    target_spacing: [f64; 3],
+    options: &NnunetResampling,
+    how: LogitsResampling,
+) -> Result<Array3<u8>, ExportError> {
+    let (_, d0, d1, d2) = logits.dim();
+    if [d0, d1, d2] == target_shape {
+        return Ok(argmax_channels(logits)?);
+    }
+    match how {
+        LogitsResampling::Full => {
+            let resampled = resample_channels_to_shape::<f32, f16>(
+                logits,
+                target_shape,
+                model_spacing,
+                target_spacing,
+                options,
+            )?;
+            Ok(argmax_channels(resampled.view())?)
+        }
+        LogitsResampling::Cropped => {
+            cropped_logits_to_labels(logits, target_shape, model_spacing, target_spacing, options)
+        }
+    }
+}
+
+fn cropped_logits_to_labels(
+    logits: ArrayView4<f32>,
+    target_shape: [usize; 3],
+    model_spacing: [f64; 3],
+    target_spacing: [f64; 3],
+    options: &NnunetResampling,
+) -> Result<Array3<u8>, ExportError> {
+    let (classes, d0, d1, d2) = logits.dim();
+    let old_shape = [d0, d1, d2];
+    if classes == 0 {
+        return Err(PostprocessError::NoChannels.into());
+    }
+    // The background's score volume in fp16, as nnU-Net's resampling returns it.
+    let mut best: Array3<f16> = resample_data_to_shape(
+        logits.index_axis(Axis(0), 0),
+        target_shape,
+        model_spacing,
+        target_spacing,
+        options,
+    )?;
+    let mut labels = Array3::<u8>::zeros(target_shape);
+    let lowres = argmax_channels(logits)?;
+    let boxes = label_bounding_boxes(lowres.view());
+    for (class, bbox) in boxes.into_iter().enumerate().take(classes).skip(1) {
+        let Some(bbox) = bbox else { continue };
+        let crop = bbox.widened(CROPPED_LOGITS_MARGIN, old_shape);
+        let Some(target) = scaled_box(&crop, old_shape, target_shape) else {
+            continue;
+        };
+        let coordinates: [Vec<f64>; 3] = std::array::from_fn(|a| {
+            (target.start[a]..target.end[a])
+                .map(|t| crop_coordinate(t, old_shape[a], target_shape[a], crop.start[a]))
+                .collect()
+        });
+        let logits_crop = logits.slice(s![
+            class,
+            crop.start[0]..crop.end[0],
+            crop.start[1]..crop.end[1],
+            crop.start[2]..crop.end[2]
+        ]);
+        let resampled = map_grid_coordinates(
+            logits_crop,
+            [&coordinates[0], &coordinates[1], &coordinates[2]],
+            SplineOrder::Linear,
+        )?;
+        let region = s![
+            target.start[0]..target.end[0],
+            target.start[1]..target.end[1],
+            target.start[2]..target.end[2]
+        ];
+        let label = class as u8;
+        Zip::from(best.slice_mut(region))
+            .and(labels.slice_mut(region))
+            .and(&resampled)
+            .par_for_each(|b, l, &score| {
+                if score > b.to_f64() {
+                    *b = f16::cast_from_f64(score);
+                    *l = label;
+                }
+            });
+    }
+    Ok(labels)
+}
+
+/// The crop coordinate of target index `t`:
+/// `(np.arange(.., dtype=float32) + 0.5) * old / new - 0.5 - offset`. The `+ 0.5` is float32;
+/// NumPy 2 promotes to float64 at `* old` (an `int64` scalar); the coordinate map is then
+/// stored as float32, which `map_coordinates` reads back as float64.
+fn crop_coordinate(t: usize, old: usize, new: usize, offset: usize) -> f64 {
+    let x = f64::from(t as f32 + 0.5);
+    let c = x * old as f64 / new as f64 - 0.5 - offset as f64;
+    f64::from(c as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crop::BoundingBox;
+    use ndarray::Array4;
+
+    fn linear() -> NnunetResampling {
+        NnunetResampling {
+            order: SplineOrder::Linear,
+            ..NnunetResampling::default()
+        }
+    }
+
+    #[test]
+    fn equal_shapes_are_the_argmax() {
+        let logits = Array4::from_shape_fn((3, 2, 3, 4), |(c, i, j, k)| {
+            ((c * 7 + i * 5 + j * 3 + k) % 5) as f32
+        });
+        let expected = argmax_channels(logits.view()).unwrap();
+        for how in [LogitsResampling::Full, LogitsResampling::Cropped] {
+            let labels =
+                logits_to_labels(logits.view(), [2, 3, 4], [1.0; 3], [1.0; 3], &linear(), how)
+                    .unwrap();
+            assert_eq!(labels, expected);
+        }
+    }
+
+    #[test]
+    fn full_export_argmax_sees_fp16_ties() {
+        // Two classes whose resampled scores differ by less than half an fp16 step at 1.0:
+        // nnU-Net stores both as 1.0 in fp16, so the lower class wins the tie.
+        let mut logits = Array4::<f32>::zeros((3, 1, 1, 2));
+        logits[[1, 0, 0, 0]] = 1.0;
+        logits[[1, 0, 0, 1]] = 1.0;
+        logits[[2, 0, 0, 0]] = 1.0;
+        logits[[2, 0, 0, 1]] = 1.0 + 2.0f32.powi(-10); // the next fp16 after 1.0
+        let labels = logits_to_labels(
+            logits.view(),
+            [1, 1, 4],
+            [2.0; 3],
+            [2.0, 2.0, 1.0],
+            &linear(),
+            LogitsResampling::Full,
+        )
+        .unwrap();
+        // Target 1 interpolates class 2 at 1 + 2^-12, which rounds to 1.0 in fp16: a tie that
+        // class 1 wins (in f32 class 2 would); target 2 (1 + 3 * 2^-12) rounds up to class 2.
+        assert_eq!(labels.as_slice().unwrap(), &[1, 1, 2, 2]);
+    }
+
+    #[test]
+    fn cropped_export_keeps_classes_inside_their_boxes() {
+        // Class 1 present only at one end of a long axis: far from its box plus margin the
+        // background's resampled score stands, whatever class 1's logits say there.
+        let n = 16;
+        let mut logits = Array4::<f32>::zeros((2, 1, 1, n));
+        for k in 0..n {
+            logits[[0, 0, 0, k]] = 0.0;
+            logits[[1, 0, 0, k]] = if k == 0 { 2.0 } else { -1.0 };
+        }
+        // A second bump of class 1 that stays below background: not in the argmax, not in a box.
+        logits[[1, 0, 0, 12]] = -0.5;
+        let labels = logits_to_labels(
+            logits.view(),
+            [1, 1, 2 * n],
+            [2.0; 3],
+            [2.0, 2.0, 1.0],
+            &linear(),
+            LogitsResampling::Cropped,
+        )
+        .unwrap();
+        let ones: Vec<usize> = (0..2 * n).filter(|&k| labels[[0, 0, k]] == 1).collect();
+        // Low-res voxel 0 -> target 0..=1; at target 2 (crop coordinate 0.75) 2 - 0.75*3 < 0.
+        assert_eq!(ones, vec![0, 1]);
+    }
+
+    #[test]
+    fn crop_coordinates_follow_numpy() {
+        // (np.arange(3, 6, dtype=np.float32) + 0.5) * np.int64(7) / np.int64(11) - 0.5 - 1
+        // in NumPy 2.4, stored as float32.
+        let got: Vec<f64> = (3..6).map(|t| crop_coordinate(t, 7, 11, 1)).collect();
+        let expected: Vec<f64> = [3.5f64, 4.5, 5.5]
+            .iter()
+            .map(|x| f64::from((x * 7.0 / 11.0 - 0.5 - 1.0) as f32))
+            .collect();
+        assert_eq!(got, expected);
+        // floor(1 * 11/7) = 1, ceil(4 * 11/7) = 7
+        let crop = BoundingBox {
+            start: [1, 0, 0],
+            end: [4, 1, 1],
+        };
+        assert_eq!(
+            scaled_box(&crop, [7, 1, 1], [11, 1, 1]),
+            Some(BoundingBox {
+                start: [1, 0, 0],
+                end: [7, 1, 1]
+            })
+        );
+    }
+}
