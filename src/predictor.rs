@@ -25,6 +25,7 @@ use totalseg_core::sliding_window::{
 };
 
 use crate::error::SegmentError;
+use crate::timing::stage;
 use device::{DeviceOutput, DevicePrediction, DeviceSlidingWindow, ImageIntensities};
 
 /// What the sliding window needs to know of a network, whether it accumulates on the host
@@ -183,13 +184,15 @@ pub fn predict_labels(
         }
     }
     let resampled = if resample_back {
-        resample_channels_to_shape(
-            cropped.view(),
-            new_shape,
-            spacing,
-            settings.spacing,
-            &settings.data_resampling,
-        )?
+        stage("nnU-Net resampling to the model spacing", || {
+            resample_channels_to_shape(
+                cropped.view(),
+                new_shape,
+                spacing,
+                settings.spacing,
+                &settings.data_resampling,
+            )
+        })?
     } else {
         cropped
     };
@@ -221,14 +224,16 @@ pub fn predict_labels(
     };
     let labels = match prediction {
         DevicePrediction::Labels(labels) => labels,
-        DevicePrediction::Logits(logits) => logits_to_labels(
-            logits.view(),
-            cropped_shape,
-            settings.spacing,
-            spacing,
-            &settings.probabilities_resampling,
-            settings.logits_resampling,
-        )?
+        DevicePrediction::Logits(logits) => stage("export of the logits", || {
+            logits_to_labels(
+                logits.view(),
+                cropped_shape,
+                settings.spacing,
+                spacing,
+                &settings.probabilities_resampling,
+                settings.logits_resampling,
+            )
+        })?
         .mapv(u16::from),
     };
     let full = insert_crop_into_image(labels.view(), crop.bbox, crop.shape_before_cropping, 0u16)

@@ -14,12 +14,13 @@
 //! Both return the argmax directly when the shapes already agree.
 
 use half::f16;
-use ndarray::{s, Array3, ArrayView4, Axis, Zip};
+use ndarray::parallel::prelude::*;
+use ndarray::{s, Array3, ArrayView4, Axis};
 
 use crate::crop::label_bounding_boxes;
 use crate::postprocess::{argmax_channels, PostprocessError};
 use crate::resample::{
-    map_grid_coordinates, resample_channels_to_shape, resample_data_to_shape, scaled_box,
+    map_grid_coordinates_rows, resample_channels_to_shape, resample_data_to_shape, scaled_box,
     CastFromF64, NnunetResampling, ResampleError, SplineOrder,
 };
 
@@ -133,26 +134,33 @@ fn cropped_logits_to_labels(
             crop.start[1]..crop.end[1],
             crop.start[2]..crop.end[2]
         ]);
-        let resampled = map_grid_coordinates(
-            logits_crop,
-            [&coordinates[0], &coordinates[1], &coordinates[2]],
-            SplineOrder::Linear,
-        )?;
         let region = s![
             target.start[0]..target.end[0],
             target.start[1]..target.end[1],
             target.start[2]..target.end[2]
         ];
+        // Each row of scores updates the same rows of the best scores and labels.
         let label = class as u8;
-        Zip::from(best.slice_mut(region))
-            .and(labels.slice_mut(region))
-            .and(&resampled)
-            .par_for_each(|b, l, &score| {
-                if score > b.to_f64() {
-                    *b = f16::cast_from_f64(score);
-                    *l = label;
+        let mut best_box = best.slice_mut(region);
+        let mut labels_box = labels.slice_mut(region);
+        let planes = (best_box.axis_iter_mut(Axis(0)).into_par_iter())
+            .zip(labels_box.axis_iter_mut(Axis(0)).into_par_iter());
+        map_grid_coordinates_rows(
+            logits_crop,
+            [&coordinates[0], &coordinates[1], &coordinates[2]],
+            SplineOrder::Linear,
+            planes,
+            |(best_plane, label_plane), _, b, scores| {
+                let best_row = best_plane.row_mut(b);
+                let label_row = label_plane.row_mut(b);
+                for ((best, l), &score) in best_row.into_iter().zip(label_row).zip(scores) {
+                    if score > best.to_f64() {
+                        *best = f16::cast_from_f64(score);
+                        *l = label;
+                    }
                 }
-            });
+            },
+        )?;
     }
     Ok(labels)
 }

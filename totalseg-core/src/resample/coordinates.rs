@@ -3,9 +3,10 @@
 //! footprints, weights and float64 sums as the zoom (`kernel.rs`).
 
 use ndarray::{Array3, ArrayView3};
+use rayon::iter::IndexedParallelIterator;
 
 use super::axis_plan::AxisPlan;
-use super::kernel::interpolate;
+use super::kernel::{interpolate, interpolate_rows};
 use super::{dims, ResampleError, SplineOrder, Voxel};
 
 /// Samples `input` at every point `(coordinates[0][i], coordinates[1][j], coordinates[2][k])`
@@ -26,17 +27,46 @@ pub fn map_grid_coordinates<T: Voxel>(
     coordinates: [&[f64]; 3],
     order: SplineOrder,
 ) -> Result<Array3<f64>, ResampleError> {
-    let shape = dims(&input);
+    let plans = grid_plans(&input, coordinates, order)?;
+    Ok(interpolate(input, &plans, |_, t| t))
+}
+
+/// [`map_grid_coordinates`] that hands each output row of float64 results to
+/// `visit(plane, a, b, values)` instead of storing them, `planes` giving one mutable state per
+/// output plane along axis 0 (e.g. the rows of arrays the caller updates in place).
+pub(crate) fn map_grid_coordinates_rows<T, S, P, V>(
+    input: ArrayView3<'_, T>,
+    coordinates: [&[f64]; 3],
+    order: SplineOrder,
+    planes: P,
+    visit: V,
+) -> Result<(), ResampleError>
+where
+    T: Voxel,
+    S: Send,
+    P: IndexedParallelIterator<Item = S>,
+    V: Fn(&mut S, usize, usize, &[f64]) + Sync,
+{
+    let plans = grid_plans(&input, coordinates, order)?;
+    interpolate_rows(input, &plans, planes, visit);
+    Ok(())
+}
+
+fn grid_plans<T>(
+    input: &ArrayView3<'_, T>,
+    coordinates: [&[f64]; 3],
+    order: SplineOrder,
+) -> Result<[AxisPlan; 3], ResampleError> {
+    let shape = dims(input);
     if shape.contains(&0) {
         return Err(ResampleError::EmptyInput { shape });
     }
     if order == SplineOrder::Cubic {
         return Err(ResampleError::CubicMapCoordinates);
     }
-    let plans: [AxisPlan; 3] = std::array::from_fn(|a| {
+    Ok(std::array::from_fn(|a| {
         AxisPlan::at_coordinates(shape[a], coordinates[a].iter().copied(), order)
-    });
-    Ok(interpolate(input, &plans, |_, t| t))
+    }))
 }
 
 #[cfg(test)]

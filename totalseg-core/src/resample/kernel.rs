@@ -9,6 +9,7 @@
 
 use ndarray::parallel::prelude::*;
 use ndarray::{Array3, ArrayView3, Axis};
+use rayon::iter::IndexedParallelIterator;
 
 use super::axis_plan::AxisPlan;
 use super::Voxel;
@@ -25,58 +26,98 @@ where
     O: Copy + Send + Sync + Default,
     F: Fn([usize; 3], f64) -> O + Sync,
 {
+    let out_shape = [plans[0].out_len(), plans[1].out_len(), plans[2].out_len()];
+    let mut out = Array3::<O>::default(out_shape);
+    interpolate_rows(
+        input,
+        plans,
+        out.axis_iter_mut(Axis(0)).into_par_iter(),
+        |plane, a, b, sums| {
+            for (c, (o, &t)) in plane.row_mut(b).iter_mut().zip(sums).enumerate() {
+                *o = finish([a, b, c], t);
+            }
+        },
+    );
+    out
+}
+
+/// The interpolation, handing each finished output row of float64 sums to
+/// `visit(plane, a, b, sums)`: `planes` yields one mutable state per output plane along axis 0
+/// (e.g. rows of arrays the caller updates in place), in order.
+pub(crate) fn interpolate_rows<T, S, P, V>(
+    input: ArrayView3<'_, T>,
+    plans: &[AxisPlan; 3],
+    planes: P,
+    visit: V,
+) where
+    T: Voxel,
+    S: Send,
+    P: IndexedParallelIterator<Item = S>,
+    V: Fn(&mut S, usize, usize, &[f64]) + Sync,
+{
+    assert_eq!(
+        planes.len(),
+        plans[0].out_len(),
+        "one state per output plane"
+    );
     match plans[2].taps {
-        1 => run::<T, O, F, 1>(input, plans, finish),
-        2 => run::<T, O, F, 2>(input, plans, finish),
-        _ => run::<T, O, F, 4>(input, plans, finish),
+        1 => run::<T, S, P, V, 1>(input, plans, planes, visit),
+        2 => run::<T, S, P, V, 2>(input, plans, planes, visit),
+        _ => run::<T, S, P, V, 4>(input, plans, planes, visit),
     }
 }
 
-fn run<T, O, F, const TAPS2: usize>(
+fn run<T, S, P, V, const TAPS2: usize>(
     input: ArrayView3<'_, T>,
     plans: &[AxisPlan; 3],
-    finish: F,
-) -> Array3<O>
-where
+    planes: P,
+    visit: V,
+) where
     T: Voxel,
-    O: Copy + Send + Sync + Default,
-    F: Fn([usize; 3], f64) -> O + Sync,
+    S: Send,
+    P: IndexedParallelIterator<Item = S>,
+    V: Fn(&mut S, usize, usize, &[f64]) + Sync,
 {
     debug_assert_eq!(plans[2].taps, TAPS2);
-    let out_shape = [plans[0].out_len(), plans[1].out_len(), plans[2].out_len()];
-    let mut out = Array3::<O>::default(out_shape);
     let input = input.as_standard_layout();
     let Some(flat) = input.as_slice() else {
         unreachable!("standard layout arrays are contiguous")
     };
     let (_, n1, n2) = input.dim();
     let (p0, p1, p2) = (&plans[0], &plans[1], &plans[2]);
+    let (out1, out2) = (p1.out_len(), p2.out_len());
     let idx2 = &p2.indices[..];
     let w2 = &p2.weights[..];
+    // Each `(value * wa) * wb` is the same whichever output voxel uses it: when the row's
+    // values are used more often than once on average (upsampling, wide footprints), they
+    // are multiplied once per input row instead of once per use. Same operations, same bits.
+    let premultiply = n2 < idx2.len();
 
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(a, mut plane)| {
-            let mut acc = vec![0.0f64; out_shape[2]];
-            for (b, mut out_row) in plane.outer_iter_mut().enumerate() {
-                acc.fill(0.0);
-                for ta in 0..p0.taps {
-                    let ia = p0.indices[a * p0.taps + ta];
-                    let wa = p0.weights[a * p0.taps + ta];
-                    for tb in 0..p1.taps {
-                        let ib = p1.indices[b * p1.taps + tb];
-                        let wb = p1.weights[b * p1.taps + tb];
-                        let row = &flat[(ia * n1 + ib) * n2..(ia * n1 + ib + 1) * n2];
+    planes.enumerate().for_each(|(a, mut state)| {
+        let mut acc = vec![0.0f64; out2];
+        let mut products = vec![0.0f64; if premultiply { n2 } else { 0 }];
+        for b in 0..out1 {
+            acc.fill(0.0);
+            for ta in 0..p0.taps {
+                let ia = p0.indices[a * p0.taps + ta];
+                let wa = p0.weights[a * p0.taps + ta];
+                for tb in 0..p1.taps {
+                    let ib = p1.indices[b * p1.taps + tb];
+                    let wb = p1.weights[b * p1.taps + tb];
+                    let row = &flat[(ia * n1 + ib) * n2..(ia * n1 + ib + 1) * n2];
+                    if premultiply {
+                        for (p, v) in products.iter_mut().zip(row) {
+                            *p = (v.to_f64() * wa) * wb;
+                        }
+                        accumulate_products::<TAPS2>(&mut acc, &products, idx2, w2);
+                    } else {
                         accumulate_row::<T, TAPS2>(&mut acc, row, idx2, w2, wa, wb);
                     }
                 }
-                for (c, (o, &t)) in out_row.iter_mut().zip(acc.iter()).enumerate() {
-                    *o = finish([a, b, c], t);
-                }
             }
-        });
-    out
+            visit(&mut state, a, b, &acc);
+        }
+    });
 }
 
 #[inline(always)]
@@ -96,6 +137,27 @@ fn accumulate_row<T: Voxel, const TAPS2: usize>(
         let mut sum = *t;
         for tc in 0..TAPS2 {
             sum += ((row[idx[tc]].to_f64() * wa) * wb) * w[tc];
+        }
+        *t = sum;
+    }
+}
+
+/// [`accumulate_row`] with each `(value * wa) * wb` already computed.
+#[inline(always)]
+fn accumulate_products<const TAPS2: usize>(
+    acc: &mut [f64],
+    products: &[f64],
+    idx2: &[usize],
+    w2: &[f64],
+) {
+    for ((t, idx), w) in acc
+        .iter_mut()
+        .zip(idx2.chunks_exact(TAPS2))
+        .zip(w2.chunks_exact(TAPS2))
+    {
+        let mut sum = *t;
+        for tc in 0..TAPS2 {
+            sum += products[idx[tc]] * w[tc];
         }
         *t = sum;
     }

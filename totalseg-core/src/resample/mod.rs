@@ -30,6 +30,7 @@ mod zoom;
 use ndarray::ArrayView3;
 
 pub use coordinates::map_grid_coordinates;
+pub(crate) use coordinates::map_grid_coordinates_rows;
 pub use nnunet::{
     compute_new_shape, do_separate_z, lowres_axes, resample_channels_to_shape,
     resample_data_to_shape, separate_z_axis, NnunetResampling, ANISO_THRESHOLD,

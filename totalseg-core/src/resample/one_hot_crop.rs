@@ -4,9 +4,10 @@
 //! resized grid's coordinates and kept where it reaches 0.5; labels in ascending order, later
 //! ones overwriting earlier ones.
 
-use ndarray::{s, Array3, ArrayView3, Zip};
+use ndarray::parallel::prelude::*;
+use ndarray::{s, Array3, ArrayView3, Axis};
 
-use super::{dims, map_grid_coordinates, ResampleError, SplineOrder};
+use super::{dims, map_grid_coordinates_rows, ResampleError, SplineOrder};
 use crate::crop::{label_bounding_boxes, BoundingBox};
 
 /// `resample_one_hot_crop(seg, new_shape, order)` for a `u8` label map.
@@ -64,23 +65,26 @@ pub fn resample_labels_one_hot_crop(
                 crop.start[2]..crop.end[2]
             ])
             .mapv(|v| v == label as u8);
-        let values = map_grid_coordinates(
-            one_hot.view(),
-            [&coordinates[0], &coordinates[1], &coordinates[2]],
-            order,
-        )?;
+        // The mask is float32 in TotalSegmentator, so is scipy's result.
         let label = label as u8;
-        Zip::from(out.slice_mut(s![
+        let region = s![
             target.start[0]..target.end[0],
             target.start[1]..target.end[1],
             target.start[2]..target.end[2]
-        ]))
-        .and(&values)
-        .par_for_each(|o, &v| {
-            if v as f32 >= 0.5 {
-                *o = label;
-            }
-        });
+        ];
+        map_grid_coordinates_rows(
+            one_hot.view(),
+            [&coordinates[0], &coordinates[1], &coordinates[2]],
+            order,
+            out.slice_mut(region).axis_iter_mut(Axis(0)).into_par_iter(),
+            |plane, _, b, values| {
+                for (o, &v) in plane.row_mut(b).into_iter().zip(values) {
+                    if v as f32 >= 0.5 {
+                        *o = label;
+                    }
+                }
+            },
+        )?;
     }
     Ok(out)
 }
