@@ -4,7 +4,7 @@
 //!
 //! All boxes are half-open, `[start, end)` per axis, like Python slices.
 
-use ndarray::{s, Array3, ArrayView3, Axis};
+use ndarray::{s, Array3, ArrayView3, Axis, Ix3, SliceInfo, SliceInfoElem};
 use rayon::prelude::*;
 
 use crate::geometry::Affine;
@@ -30,6 +30,20 @@ impl BoundingBox {
     /// Extent per axis (`end - start`).
     pub fn shape(&self) -> [usize; 3] {
         std::array::from_fn(|a| self.end[a].saturating_sub(self.start[a]))
+    }
+
+    /// The box as an ndarray slice (`arr.slice(bbox.slice())`).
+    ///
+    /// ```
+    /// use ndarray::Array3;
+    /// use totalseg_core::crop::BoundingBox;
+    /// let a = Array3::<u8>::zeros((4, 5, 6));
+    /// let b = BoundingBox { start: [1, 0, 2], end: [3, 5, 3] };
+    /// assert_eq!(a.slice(b.slice()).dim(), (2, 5, 1));
+    /// ```
+    pub fn slice(&self) -> SliceInfo<[SliceInfoElem; 3], Ix3, Ix3> {
+        let (a, b) = (self.start, self.end);
+        s![a[0]..b[0], a[1]..b[1], a[2]..b[2]]
     }
 
     /// The box grown by `margin` voxels on every side, clipped to a volume of `shape`.
@@ -271,10 +285,7 @@ pub fn crop_to_bbox<T: Clone>(
     bbox: &BoundingBox,
 ) -> Result<Array3<T>, CropError> {
     bbox.check_inside(dims(&image))?;
-    let (a, b) = (bbox.start, bbox.end);
-    Ok(image
-        .slice(s![a[0]..b[0], a[1]..b[1], a[2]..b[2]])
-        .to_owned())
+    Ok(image.slice(bbox.slice()).to_owned())
 }
 
 /// The affine of an image cropped to `bbox` (`crop_to_bbox_nifti`): the origin moves to the
@@ -349,8 +360,6 @@ pub fn undo_crop<T: Clone + Default>(
         });
     }
     let mut out = Array3::from_elem(original_shape, T::default());
-    let (a, b) = (bbox.start, bbox.end);
-    out.slice_mut(s![a[0]..b[0], a[1]..b[1], a[2]..b[2]])
-        .assign(&cropped);
+    out.slice_mut(bbox.slice()).assign(&cropped);
     Ok(out)
 }

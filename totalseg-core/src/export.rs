@@ -134,11 +134,7 @@ fn cropped_logits_to_labels(
             crop.start[1]..crop.end[1],
             crop.start[2]..crop.end[2]
         ]);
-        let region = s![
-            target.start[0]..target.end[0],
-            target.start[1]..target.end[1],
-            target.start[2]..target.end[2]
-        ];
+        let region = target.slice();
         // Each row of scores updates the same rows of the best scores and labels.
         let label = class as u8;
         let mut best_box = best.slice_mut(region);

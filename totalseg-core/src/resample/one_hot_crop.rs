@@ -5,7 +5,7 @@
 //! ones overwriting earlier ones.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{s, Array3, ArrayView3, Axis};
+use ndarray::{Array3, ArrayView3, Axis};
 
 use super::{dims, map_grid_coordinates_rows, ResampleError, SplineOrder};
 use crate::crop::{label_bounding_boxes, BoundingBox};
@@ -58,25 +58,16 @@ pub fn resample_labels_one_hot_crop(
                 })
                 .collect()
         });
-        let one_hot = labels
-            .slice(s![
-                crop.start[0]..crop.end[0],
-                crop.start[1]..crop.end[1],
-                crop.start[2]..crop.end[2]
-            ])
-            .mapv(|v| v == label as u8);
+        let one_hot = labels.slice(crop.slice()).mapv(|v| v == label as u8);
         // The mask is float32 in TotalSegmentator, so is scipy's result.
         let label = label as u8;
-        let region = s![
-            target.start[0]..target.end[0],
-            target.start[1]..target.end[1],
-            target.start[2]..target.end[2]
-        ];
         map_grid_coordinates_rows(
             one_hot.view(),
             [&coordinates[0], &coordinates[1], &coordinates[2]],
             order,
-            out.slice_mut(region).axis_iter_mut(Axis(0)).into_par_iter(),
+            out.slice_mut(target.slice())
+                .axis_iter_mut(Axis(0))
+                .into_par_iter(),
             |plane, _, b, values| {
                 for (o, &v) in plane.row_mut(b).into_iter().zip(values) {
                     if v as f32 >= 0.5 {
