@@ -17,11 +17,10 @@ use half::f16;
 use ndarray::parallel::prelude::*;
 use ndarray::{s, Array3, ArrayView4, Axis};
 
-use crate::crop::label_bounding_boxes;
 use crate::postprocess::{argmax_channels, PostprocessError};
 use crate::resample::{
-    map_grid_coordinates_rows, resample_channels_to_shape, resample_data_to_shape, scaled_box,
-    CastFromF64, NnunetResampling, ResampleError, SplineOrder,
+    label_crops, map_grid_coordinates_rows, resample_channels_to_shape, resample_data_to_shape,
+    CastFromF64, LabelCrop, NnunetResampling, ResampleError, SplineOrder,
 };
 
 /// `CROPPED_LOGITS_RESAMPLING_MARGIN`: voxels added around each class's low-resolution box.
@@ -116,27 +115,25 @@ fn cropped_logits_to_labels(
     )?;
     let mut labels = Array3::<u8>::zeros(target_shape);
     let lowres = argmax_channels(logits)?;
-    let boxes = label_bounding_boxes(lowres.view());
-    for (class, bbox) in boxes.into_iter().enumerate().take(classes).skip(1) {
-        let Some(bbox) = bbox else { continue };
-        let crop = bbox.widened(CROPPED_LOGITS_MARGIN, old_shape);
-        let Some(target) = scaled_box(&crop, old_shape, target_shape) else {
-            continue;
-        };
+    for LabelCrop {
+        label,
+        crop,
+        target,
+    } in label_crops(lowres.view(), CROPPED_LOGITS_MARGIN, target_shape)
+    {
         let coordinates: [Vec<f64>; 3] = std::array::from_fn(|a| {
             (target.start[a]..target.end[a])
                 .map(|t| crop_coordinate(t, old_shape[a], target_shape[a], crop.start[a]))
                 .collect()
         });
         let logits_crop = logits.slice(s![
-            class,
+            usize::from(label),
             crop.start[0]..crop.end[0],
             crop.start[1]..crop.end[1],
             crop.start[2]..crop.end[2]
         ]);
         let region = target.slice();
         // Each row of scores updates the same rows of the best scores and labels.
-        let label = class as u8;
         let mut best_box = best.slice_mut(region);
         let mut labels_box = labels.slice_mut(region);
         let planes = (best_box.axis_iter_mut(Axis(0)).into_par_iter())
@@ -257,17 +254,27 @@ mod tests {
             .map(|x| f64::from((x * 7.0 / 11.0 - 0.5 - 1.0) as f32))
             .collect();
         assert_eq!(got, expected);
-        // floor(1 * 11/7) = 1, ceil(4 * 11/7) = 7
-        let crop = BoundingBox {
-            start: [1, 0, 0],
-            end: [4, 1, 1],
-        };
+        // Label 5 at old indices 2..=3, margin 1: crop [1, 5); floor(1 * 11/7) = 1,
+        // ceil(5 * 11/7) = 8.
+        let mut lowres = Array3::<u8>::zeros((7, 1, 1));
+        lowres[[2, 0, 0]] = 5;
+        lowres[[3, 0, 0]] = 5;
+        let crops = label_crops(lowres.view(), 1, [11, 1, 1]);
+        assert_eq!(crops.len(), 1);
+        assert_eq!(crops[0].label, 5);
         assert_eq!(
-            scaled_box(&crop, [7, 1, 1], [11, 1, 1]),
-            Some(BoundingBox {
+            crops[0].crop,
+            BoundingBox {
                 start: [1, 0, 0],
-                end: [7, 1, 1]
-            })
+                end: [5, 1, 1]
+            }
+        );
+        assert_eq!(
+            crops[0].target,
+            BoundingBox {
+                start: [1, 0, 0],
+                end: [8, 1, 1]
+            }
         );
     }
 }

@@ -60,25 +60,6 @@ pub(crate) fn interpolate_rows<T, S, P, V>(
         plans[0].out_len(),
         "one state per output plane"
     );
-    match plans[2].taps {
-        1 => run::<T, S, P, V, 1>(input, plans, planes, visit),
-        2 => run::<T, S, P, V, 2>(input, plans, planes, visit),
-        _ => run::<T, S, P, V, 4>(input, plans, planes, visit),
-    }
-}
-
-fn run<T, S, P, V, const TAPS2: usize>(
-    input: ArrayView3<'_, T>,
-    plans: &[AxisPlan; 3],
-    planes: P,
-    visit: V,
-) where
-    T: Voxel,
-    S: Send,
-    P: IndexedParallelIterator<Item = S>,
-    V: Fn(&mut S, usize, usize, &[f64]) + Sync,
-{
-    debug_assert_eq!(plans[2].taps, TAPS2);
     let input = input.as_standard_layout();
     let Some(flat) = input.as_slice() else {
         unreachable!("standard layout arrays are contiguous")
@@ -109,9 +90,17 @@ fn run<T, S, P, V, const TAPS2: usize>(
                         for (p, v) in products.iter_mut().zip(row) {
                             *p = (v.to_f64() * wa) * wb;
                         }
-                        accumulate_products::<TAPS2>(&mut acc, &products, idx2, w2);
+                        match p2.taps {
+                            1 => accumulate_products::<1>(&mut acc, &products, idx2, w2),
+                            2 => accumulate_products::<2>(&mut acc, &products, idx2, w2),
+                            _ => accumulate_products::<4>(&mut acc, &products, idx2, w2),
+                        }
                     } else {
-                        accumulate_row::<T, TAPS2>(&mut acc, row, idx2, w2, wa, wb);
+                        match p2.taps {
+                            1 => accumulate_row::<T, 1>(&mut acc, row, idx2, w2, wa, wb),
+                            2 => accumulate_row::<T, 2>(&mut acc, row, idx2, w2, wa, wb),
+                            _ => accumulate_row::<T, 4>(&mut acc, row, idx2, w2, wa, wb),
+                        }
                     }
                 }
             }

@@ -36,7 +36,7 @@ pub use nnunet::{
     resample_data_to_shape, separate_z_axis, NnunetResampling, ANISO_THRESHOLD,
 };
 pub use one_hot_crop::resample_labels_one_hot_crop;
-pub(crate) use one_hot_crop::scaled_box;
+pub(crate) use one_hot_crop::{label_crops, LabelCrop};
 pub use sample::{CastFromF64, Voxel};
 pub use spacing::{change_spacing, change_spacing_labels, Resampled, SpacingTarget};
 pub use zoom::{scipy_zoom, scipy_zoom_labels, scipy_zoom_shape, GridMode};

@@ -214,15 +214,19 @@ pub fn resample_channels_to_shape<T: Voxel, O: CastFromF64 + Default>(
     new_spacing: [f64; 3],
     options: &NnunetResampling,
 ) -> Result<Array4<O>, ResampleError> {
-    let channels: Vec<Array3<O>> = data
-        .axis_iter(Axis(0))
+    // Each channel goes into the output as soon as it is resampled: at most one resampled
+    // channel per thread besides the output.
+    let channels = data.shape()[0];
+    let mut out = Array4::<O>::default((channels, new_shape[0], new_shape[1], new_shape[2]));
+    out.axis_iter_mut(Axis(0))
         .into_par_iter()
-        .map(|c| resample_data_to_shape(c, new_shape, current_spacing, new_spacing, options))
-        .collect::<Result<_, _>>()?;
-    let mut out = Array4::<O>::default((channels.len(), new_shape[0], new_shape[1], new_shape[2]));
-    for (mut target, channel) in out.axis_iter_mut(Axis(0)).zip(channels) {
-        target.assign(&channel);
-    }
+        .zip(data.axis_iter(Axis(0)).into_par_iter())
+        .try_for_each(|(mut target, channel)| {
+            let resampled =
+                resample_data_to_shape(channel, new_shape, current_spacing, new_spacing, options)?;
+            target.assign(&resampled);
+            Ok(())
+        })?;
     Ok(out)
 }
 

@@ -43,12 +43,12 @@ pub fn resample_labels_one_hot_crop(
     }
     let margin = 2.max(usize::from(order.as_u8()) + 1);
     let mut out = Array3::<u8>::zeros(new_shape);
-    for (label, bbox) in label_bounding_boxes(labels).into_iter().enumerate().skip(1) {
-        let Some(bbox) = bbox else { continue };
-        let crop = bbox.widened(margin, old_shape);
-        let Some(target) = scaled_box(&crop, old_shape, new_shape) else {
-            continue;
-        };
+    for LabelCrop {
+        label,
+        crop,
+        target,
+    } in label_crops(labels, margin, new_shape)
+    {
         let coordinates: [Vec<f64>; 3] = std::array::from_fn(|a| {
             (target.start[a]..target.end[a])
                 .map(|t| {
@@ -58,9 +58,8 @@ pub fn resample_labels_one_hot_crop(
                 })
                 .collect()
         });
-        let one_hot = labels.slice(crop.slice()).mapv(|v| v == label as u8);
+        let one_hot = labels.slice(crop.slice()).mapv(|v| v == label);
         // The mask is float32 in TotalSegmentator, so is scipy's result.
-        let label = label as u8;
         map_grid_coordinates_rows(
             one_hot.view(),
             [&coordinates[0], &coordinates[1], &coordinates[2]],
@@ -80,24 +79,45 @@ pub fn resample_labels_one_hot_crop(
     Ok(out)
 }
 
-/// Where a crop of the old grid lands on the resized grid, as TotalSegmentator's cropped
-/// resamplers compute it: `floor(start * new / old)` to `ceil(end * new / old)` (float64
-/// scale), clipped to the new shape; `None` if empty along an axis.
-pub(crate) fn scaled_box(
-    crop: &BoundingBox,
-    old_shape: [usize; 3],
+/// One label of a map, as TotalSegmentator's cropped resamplers visit it.
+pub(crate) struct LabelCrop {
+    /// The label.
+    pub label: u8,
+    /// Its bounding box widened by the margin, on the old grid.
+    pub crop: BoundingBox,
+    /// Where `crop` lands on the resized grid.
+    pub target: BoundingBox,
+}
+
+/// The labels present in `labels` (ascending, background skipped) with their boxes: each
+/// label's bounding box widened by `margin` (clipped), and that box on the grid of
+/// `new_shape`, `floor(start * new / old)` to `ceil(end * new / old)` (float64 scale),
+/// clipped; labels whose target box is empty along an axis are left out.
+pub(crate) fn label_crops(
+    labels: ArrayView3<'_, u8>,
+    margin: usize,
     new_shape: [usize; 3],
-) -> Option<BoundingBox> {
-    let mut target = BoundingBox::full(new_shape);
-    for a in 0..3 {
-        let scale = new_shape[a] as f64 / old_shape[a] as f64;
-        target.start[a] = (crop.start[a] as f64 * scale).floor().max(0.0) as usize;
-        target.end[a] = ((crop.end[a] as f64 * scale).ceil() as usize).min(new_shape[a]);
-        if target.end[a] <= target.start[a] {
-            return None;
+) -> Vec<LabelCrop> {
+    let old_shape = dims(&labels);
+    let mut crops = Vec::new();
+    for (label, bbox) in label_bounding_boxes(labels).into_iter().enumerate().skip(1) {
+        let Some(bbox) = bbox else { continue };
+        let crop = bbox.widened(margin, old_shape);
+        let mut target = BoundingBox::full(new_shape);
+        for a in 0..3 {
+            let scale = new_shape[a] as f64 / old_shape[a] as f64;
+            target.start[a] = (crop.start[a] as f64 * scale).floor().max(0.0) as usize;
+            target.end[a] = ((crop.end[a] as f64 * scale).ceil() as usize).min(new_shape[a]);
+        }
+        if (0..3).all(|a| target.end[a] > target.start[a]) {
+            crops.push(LabelCrop {
+                label: label as u8,
+                crop,
+                target,
+            });
         }
     }
-    Some(target)
+    crops
 }
 
 #[cfg(test)]
