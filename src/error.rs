@@ -18,6 +18,9 @@ pub enum SegmentError {
     /// Reading a DICOM series failed.
     #[error(transparent)]
     Dicom(#[from] totalseg_io::dicom::DicomError),
+    /// Writing a DICOM SEG failed.
+    #[error(transparent)]
+    DicomSeg(#[from] totalseg_io::dicom::seg::DicomSegError),
     /// Finding, downloading or converting weights failed.
     #[error(transparent)]
     Weights(Box<totalseg_io::weights::WeightsError>),

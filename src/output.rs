@@ -5,6 +5,11 @@ use std::path::{Path, PathBuf};
 use ndarray::Array3;
 use rayon::prelude::*;
 use totalseg_core::postprocess::extract_skin;
+use totalseg_core::tasks::snomed::{fallback_color, rgb_to_cielab_dicom, structure_coding, Code};
+use totalseg_core::tasks::TOTALSEGMENTATOR_VERSION;
+use totalseg_io::dicom::seg::{
+    write_dicom_seg, CodedConcept, DicomSegSummary, SegCreator, SegmentClass,
+};
 use totalseg_io::nifti::{
     write_binary_mask, write_class_mask, write_label_map, LabelNames, NiftiDataType, NiftiHeader,
     Volume,
@@ -72,6 +77,70 @@ pub fn save_segmentation(
             }
         }
     }
+}
+
+/// Writes the segmentation of the DICOM series in `series` as a DICOM SEG at `output` (as
+/// `<SeriesInstanceUID>.dcm` inside it when `output` is a folder), as TotalSegmentator's
+/// `-ot dicom_seg` does: one segment per class present, coded with TotalSegmentator's SNOMED
+/// CT table and colours (SNOMED "Tissue" and a colour derived from the name for classes
+/// the table lacks).
+///
+/// ```no_run
+/// use std::path::Path;
+/// use totalsegmentator::{output::save_dicom_seg, SegmenterBuilder};
+/// let series = Path::new("ct_series/");
+/// let ct = totalseg_io::read_image(series)?;
+/// let mut segmenter = SegmenterBuilder::new("total").fast(true).build()?;
+/// let segmentation = segmenter.segment(&ct)?;
+/// let written = save_dicom_seg(&segmentation, series, Path::new("seg.dcm"))?;
+/// println!("{} segments in {} frames", written.segments, written.frames);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn save_dicom_seg(
+    segmentation: &Segmentation,
+    series: &Path,
+    output: &Path,
+) -> Result<DicomSegSummary, SegmentError> {
+    let concept = |c: &Code| CodedConcept {
+        scheme: c.scheme.clone(),
+        value: c.value.clone(),
+        meaning: c.meaning.clone(),
+    };
+    let classes: Vec<SegmentClass> = segmentation
+        .classes
+        .iter()
+        .map(|(label, name)| {
+            let (category, property_type, rgb) = match structure_coding(name) {
+                Some(c) => (concept(&c.category), concept(&c.property_type), c.rgb),
+                None => (
+                    concept(&Code::tissue()),
+                    concept(&Code::tissue()),
+                    fallback_color(name),
+                ),
+            };
+            SegmentClass {
+                label: *label,
+                name: name.clone(),
+                category,
+                property_type,
+                cielab: rgb_to_cielab_dicom(rgb),
+            }
+        })
+        .collect();
+    let creator = SegCreator {
+        manufacturer: "TotalSegmentator".into(),
+        software_versions: format!("totalseg-rs {}", env!("CARGO_PKG_VERSION")),
+        algorithm_name: "TotalSegmentator".into(),
+        algorithm_version: TOTALSEGMENTATOR_VERSION.into(),
+    };
+    Ok(write_dicom_seg(
+        output,
+        segmentation.labels.view(),
+        &segmentation.affine,
+        series,
+        &classes,
+        &creator,
+    )?)
 }
 
 /// Classes whose union is the derived `body.nii.gz` (`combine_masks(..., "body")`).

@@ -169,7 +169,8 @@ pub struct SegmentArgs {
     /// Tag the outputs in a NORA PACS project (only the default, None: NORA is not supported).
     #[arg(short = 't', long = "nora_tag", default_value = "None")]
     pub nora_tag: String,
-    /// Output type(s): nifti (dicom_seg and dicom_rtstruct are not supported).
+    /// Output type(s): nifti, dicom_seg (DICOM input only; dicom_rtstruct is not supported).
+    /// Several may be given (`-ot nifti dicom_seg` or `-ot nifti,dicom_seg`).
     #[arg(long = "output_type", num_args = 1.., value_delimiter = ',')]
     pub output_type: Option<Vec<String>>,
     /// Not supported: a PNG preview needs the official tool's 3-D renderer.
@@ -244,12 +245,11 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
 /// error instead of a silently different result.
 pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> {
     if let Some(types) = &args.output_type {
-        if let Some(other) = types.iter().find(|t| t.as_str() != "nifti") {
+        if types.iter().any(|t| t == "dicom_rtstruct" || t == "dicom") {
             return Some((
                 "--output_type",
-                format!(
-                    "{other}: only nifti is written (DICOM SEG and RT-STRUCT are not implemented)"
-                ),
+                "dicom_rtstruct: RT-STRUCT output is not implemented (-ot dicom_seg writes a DICOM SEG)"
+                    .to_string(),
             ));
         }
     }
@@ -284,6 +284,66 @@ pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> 
         .into_iter()
         .find(|(set, _, _)| *set)
         .map(|(_, option, reason)| (option, reason.to_string()))
+}
+
+/// One kind of output file (`-ot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputType {
+    /// NIfTI label map(s).
+    Nifti,
+    /// A DICOM SEG referring to the input series.
+    DicomSeg,
+    /// A DICOM RT-STRUCT (not implemented; refused by [`unsupported_option`]).
+    DicomRtstruct,
+}
+
+impl OutputType {
+    /// The name `-ot` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputType::Nifti => "nifti",
+            OutputType::DicomSeg => "dicom_seg",
+            OutputType::DicomRtstruct => "dicom_rtstruct",
+        }
+    }
+
+    /// DICOM outputs need a DICOM input and force one multilabel segmentation.
+    pub fn is_dicom(self) -> bool {
+        self != OutputType::Nifti
+    }
+}
+
+/// The `-ot` values as TotalSegmentator's `normalize_output_types` reads them: `nifti` when
+/// none, `dicom` meaning `dicom_rtstruct`; anything else is an error listing the choices.
+///
+/// ```
+/// use totalsegmentator::cli::args::{parse_output_types, OutputType};
+/// assert_eq!(parse_output_types(None).unwrap(), vec![OutputType::Nifti]);
+/// let given = vec!["nifti".to_string(), "dicom_seg".to_string()];
+/// assert_eq!(parse_output_types(Some(&given)).unwrap(), vec![OutputType::Nifti, OutputType::DicomSeg]);
+/// assert!(parse_output_types(Some(&vec!["png".to_string()])).is_err());
+/// ```
+pub fn parse_output_types(given: Option<&Vec<String>>) -> Result<Vec<OutputType>, String> {
+    let Some(given) = given else {
+        return Ok(vec![OutputType::Nifti]);
+    };
+    let mut types = Vec::new();
+    let mut invalid = Vec::new();
+    for name in given.iter().flat_map(|g| g.split(',')) {
+        match name {
+            "nifti" => types.push(OutputType::Nifti),
+            "dicom_seg" => types.push(OutputType::DicomSeg),
+            "dicom_rtstruct" | "dicom" => types.push(OutputType::DicomRtstruct),
+            other => invalid.push(format!("'{other}'")),
+        }
+    }
+    if !invalid.is_empty() || types.is_empty() {
+        return Err(format!(
+            "Invalid output types: [{}]. Allowed are: ['dicom_rtstruct', 'dicom_seg', 'nifti']",
+            invalid.join(", ")
+        ));
+    }
+    Ok(types)
 }
 
 /// Rewrites TotalSegmentator-style multi-letter single-dash flags to their long form.
@@ -362,10 +422,18 @@ mod tests {
             cli.segment.output_type,
             Some(vec!["nifti".to_string(), "dicom_seg".to_string()])
         );
-        assert_eq!(
-            unsupported_option(&cli.segment).map(|(option, _)| option),
-            Some("--output_type")
-        );
+        assert_eq!(unsupported_option(&cli.segment), None);
+        for rtstruct in ["dicom_rtstruct", "nifti,dicom", "dicom"] {
+            let cli = parse(&format!("totalseg -i a.nii -o b -ot {rtstruct}"));
+            assert_eq!(
+                unsupported_option(&cli.segment).map(|(option, _)| option),
+                Some("--output_type"),
+                "{rtstruct}"
+            );
+        }
+        let err = parse_output_types(Some(&vec!["nifti".into(), "png".into()]))
+            .expect_err("png is no output type");
+        assert!(err.contains("'png'") && err.contains("dicom_seg"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use super::args::SegmentArgs;
+use super::args::{parse_output_types, SegmentArgs};
 use crate::segmenter::Segmenter;
 
 /// One finished run, as the official report describes it.
@@ -40,8 +40,8 @@ pub struct RunReport {
     pub save_lowres: bool,
     /// `--ml`.
     pub multilabel: bool,
-    /// Always `nifti`.
-    pub output_type: String,
+    /// `-ot`: the type's name, or a list when several were given (as the official report).
+    pub output_type: serde_json::Value,
     /// `--roi_subset` as given.
     pub roi_subset: Option<Vec<String>>,
     /// The input path, absolute.
@@ -91,7 +91,7 @@ impl RunReport {
                 && (args.fast || args.fastest)
                 && !args.higher_order_resampling,
             multilabel: args.ml,
-            output_type: "nifti".to_string(),
+            output_type: output_type_value(args),
             roi_subset: roi.cloned(),
             input: python_absolute(input).display().to_string(),
             output: Some(python_absolute(output).display().to_string()),
@@ -186,6 +186,19 @@ pub fn output_files(output: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The report's `output_type`: one name, or the list of names when several were given.
+fn output_type_value(args: &SegmentArgs) -> serde_json::Value {
+    let names: Vec<&str> = parse_output_types(args.output_type.as_ref())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| t.as_str())
+        .collect();
+    match names.as_slice() {
+        [one] => (*one).into(),
+        _ => names.into(),
+    }
 }
 
 /// Python's `round(seconds, 2)`.

@@ -12,15 +12,16 @@ use totalseg_io::weights::{
 use totalseg_nn::Precision;
 
 use super::args::{
-    unsupported_option, Cli, Command, DownloadArgs, SegmentArgs, WeightsAction, WeightsLocationArgs,
+    parse_output_types, unsupported_option, Cli, Command, DownloadArgs, OutputType, SegmentArgs,
+    WeightsAction, WeightsLocationArgs,
 };
 use super::report::{python_absolute, RunReport};
 use crate::builder::{Device, SegmenterBuilder};
 use crate::error::SegmentError;
 use crate::models::{convert_folder, store_spec};
 use crate::output::{
-    save_derived_body_masks, save_segmentation, statistics_path, write_text_atomically,
-    writes_derived_body_masks, OutputLayout,
+    save_derived_body_masks, save_dicom_seg, save_segmentation, statistics_path,
+    write_text_atomically, writes_derived_body_masks, OutputLayout,
 };
 use crate::predictor::TileProgress;
 use crate::segmenter::{check_supported, statistics_options};
@@ -69,6 +70,23 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
             option: option.to_string(),
             reason,
         });
+    }
+    let output_types =
+        parse_output_types(args.output_type.as_ref()).map_err(SegmentError::Model)?;
+    let dicom_output = output_types.iter().any(|t| t.is_dicom());
+    if dicom_output {
+        let dicom_input = input.is_dir()
+            && totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder;
+        if !dicom_input {
+            return Err(SegmentError::Model(
+                "To use output type dicom_rtstruct or dicom_seg you also have to use a Dicom image as input.".into(),
+            ));
+        }
+        if args.save_lowres {
+            return Err(SegmentError::Model(
+                "save_lowres only supports nifti output.".into(),
+            ));
+        }
     }
     if args.crop_path.is_some() {
         log::info!("--crop_path: accepted; TotalSegmentator 2.x reads no masks from it either");
@@ -185,16 +203,25 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
             eprintln!("--v1_order changes only the multilabel file (--ml); the per-class files are as without it");
         }
     }
-    let layout = if args.ml {
+    // DICOM outputs hold all classes in one object, so TotalSegmentator makes the
+    // segmentation multilabel for them.
+    let layout = if args.ml || dicom_output {
         OutputLayout::Multilabel
     } else {
         OutputLayout::PerClass
     };
     if !args.skip_saving {
-        let written = crate::timing::stage("write output", || {
-            save_segmentation(&segmentation, &output, layout, args.nr_thr_saving.max(1))
+        let mut written = crate::timing::stage("write output", || {
+            save_outputs(
+                &segmentation,
+                &input,
+                &output,
+                &output_types,
+                &task_name,
+                layout,
+                args.nr_thr_saving.max(1),
+            )
         })?;
-        let mut written = written;
         let derives = segmenter.task().postprocessing.derived_body_masks;
         if writes_derived_body_masks(&segmentation, derives, layout, args.no_derived_masks) {
             if !quiet {
@@ -242,6 +269,57 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         );
     }
     Ok(())
+}
+
+/// Writes every requested output type, as nnunet.py lays them out: one type goes to
+/// `output` itself; several go into `output` (a folder) or next to it (a file), named
+/// `<base>.nii.gz` and `<base>_seg.dcm`, where `<base>` is `<task>_segmentation` for a
+/// folder and the file's name up to its first dot otherwise.
+fn save_outputs(
+    segmentation: &crate::Segmentation,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    types: &[OutputType],
+    task_name: &str,
+    layout: OutputLayout,
+    threads: usize,
+) -> Result<Vec<PathBuf>, SegmentError> {
+    let write_one = |kind: OutputType, path: &std::path::Path| match kind {
+        OutputType::Nifti => save_segmentation(segmentation, path, layout, threads),
+        OutputType::DicomSeg => Ok(vec![save_dicom_seg(segmentation, input, path)?.path]),
+        OutputType::DicomRtstruct => Err(SegmentError::UnsupportedOption {
+            option: "--output_type".into(),
+            reason: "dicom_rtstruct: RT-STRUCT output is not implemented".into(),
+        }),
+    };
+    if let [single] = types {
+        return write_one(*single, output);
+    }
+    let (folder, base) = if output.is_dir() {
+        (output.to_path_buf(), format!("{task_name}_segmentation"))
+    } else {
+        let name = output.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let base = name.split('.').next().unwrap_or(name).to_string();
+        let folder = output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
+        (folder, base)
+    };
+    std::fs::create_dir_all(&folder).map_err(|source| SegmentError::Output {
+        path: folder.clone(),
+        source,
+    })?;
+    let mut written = Vec::new();
+    for &kind in types {
+        let path = match kind {
+            OutputType::Nifti => folder.join(format!("{base}.nii.gz")),
+            OutputType::DicomSeg => folder.join(format!("{base}_seg.dcm")),
+            OutputType::DicomRtstruct => folder.join(format!("{base}_rtstruct.dcm")),
+        };
+        written.extend(write_one(kind, &path)?);
+    }
+    Ok(written)
 }
 
 /// Tiles per network call, overriding the default (1 on the CPU, from the free memory on a

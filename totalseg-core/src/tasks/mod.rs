@@ -32,6 +32,7 @@ mod pre_pass;
 mod records;
 mod registry;
 mod roi_subset;
+pub mod snomed;
 mod suggest;
 mod task;
 mod weights;

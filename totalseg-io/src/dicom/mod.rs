@@ -4,13 +4,18 @@
 //!
 //! Pixel data is decoded by dicom-rs (`dicom-pixeldata`): native, RLE, JPEG baseline and
 //! lossless, and JPEG 2000 (pure-Rust `openjp2`).
+//!
+//! DICOM output: [`seg::write_dicom_seg`] writes a label map as a DICOM SEG referring to
+//! the series it was made from.
 
 mod error;
 pub mod geometry;
 mod modality;
 mod read;
+pub mod seg;
 mod slice;
 
 pub use error::{DicomError, DicomErrorKind};
 pub use modality::{detect_modality, task_for_modality};
-pub use read::read_dicom_series;
+pub use read::{read_dicom_series, series_slices};
+pub use slice::SliceHeader;

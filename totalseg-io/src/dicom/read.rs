@@ -48,7 +48,44 @@ pub fn read_dicom_series(folder: &Path) -> Result<Volume, DicomError> {
     read_series(folder).map_err(|kind| DicomError::at(folder, kind))
 }
 
+/// The slices of the series in `folder` that [`read_dicom_series`] stacks into its volume,
+/// in its order (sorted along the patient axis; localizers and duplicates dropped): for
+/// outputs that refer back to the source images, such as a DICOM SEG.
+pub fn series_slices(folder: &Path) -> Result<Vec<SliceHeader>, DicomError> {
+    select_slices(folder)
+        .map(|(slices, _)| slices)
+        .map_err(|kind| DicomError::at(folder, kind))
+}
+
 fn read_series(folder: &Path) -> Result<Volume, DicomErrorKind> {
+    let (slices, kept_values) = select_slices(folder)?;
+    let first = &slices[0];
+    let last = &slices[slices.len() - 1];
+    let pixel_spacing = first
+        .pixel_spacing
+        .ok_or_else(|| DicomErrorKind::BadAttribute {
+            file: first.file.clone(),
+            attribute: "PixelSpacing",
+            detail: None,
+        })?;
+    let affine = series_affine(
+        &first.orientation,
+        pixel_spacing,
+        &first.position,
+        &last.position,
+        slices.len(),
+        first.slice_thickness,
+    )
+    .ok_or(DicomErrorKind::NotAVolume)?;
+    volume_from_slices(folder, &slices, kept_values, &affine)
+}
+
+/// Pixel values already decoded while looking for duplicates, one entry per kept slice.
+type CachedValues = Vec<Option<Vec<f64>>>;
+
+/// dicom2nifti's slice selection: image slices of one series and orientation, sorted,
+/// duplicates dropped, stacked along their normal at a constant increment.
+fn select_slices(folder: &Path) -> Result<(Vec<SliceHeader>, CachedValues), DicomErrorKind> {
     if !folder.is_dir() {
         return Err(DicomErrorKind::NotAFolder);
     }
@@ -173,23 +210,17 @@ fn read_series(folder: &Path) -> Result<Volume, DicomErrorKind> {
             missing_slices,
         });
     }
-    let pixel_spacing = first
-        .pixel_spacing
-        .ok_or_else(|| DicomErrorKind::BadAttribute {
-            file: first.file.clone(),
-            attribute: "PixelSpacing",
-            detail: None,
-        })?;
-    let affine = series_affine(
-        &first.orientation,
-        pixel_spacing,
-        &first.position,
-        &last.position,
-        slices.len(),
-        first.slice_thickness,
-    )
-    .ok_or(DicomErrorKind::NotAVolume)?;
+    Ok((slices, kept_values))
+}
 
+/// The LAS volume of the selected slices, with dicom2nifti's `affine`.
+fn volume_from_slices(
+    folder: &Path,
+    slices: &[SliceHeader],
+    kept_values: CachedValues,
+    affine: &Affine,
+) -> Result<Volume, DicomErrorKind> {
+    let first = &slices[0];
     // dicom2nifti's volume: (columns, rows, slices).
     let (rows, cols) = (first.rows as usize, first.columns as usize);
     // Slices decoded in parallel into (slice, row, column) planes; viewed as dicom2nifti's
@@ -214,7 +245,7 @@ fn read_series(folder: &Path) -> Result<Volume, DicomErrorKind> {
         )?;
     let data = planes.view().permuted_axes([2, 1, 0]);
     let shape = [cols, rows, slices.len()];
-    let las = las_reorientation(&affine, shape)
+    let las = las_reorientation(affine, shape)
         .ok_or_else(|| DicomErrorKind::Image(format!("singular affine {affine:?}")))?;
     let mut view = data.view().permuted_axes(las.axes);
     for (a, &flip) in las.flip.iter().enumerate() {
@@ -225,7 +256,7 @@ fn read_series(folder: &Path) -> Result<Volume, DicomErrorKind> {
     let data = view.as_standard_layout().into_owned();
     let affine = as_stored_in_sform(&las.affine);
     let (a, b, c) = data.dim();
-    let mut header = NiftiHeader::for_new_image([a, b, c], &affine, nifti_datatype(&slices))
+    let mut header = NiftiHeader::for_new_image([a, b, c], &affine, nifti_datatype(slices))
         .map_err(|e| DicomErrorKind::Image(e.to_string()))?;
     header.xyzt_units = XYZT_UNITS_MM;
     let spacing = [

@@ -123,6 +123,19 @@ pub fn write_slice(path: &Path, slice: &SynthSlice) {
         ds(&slice.pixel_spacing),
     );
     put(&mut obj, tags::SLICE_THICKNESS, VR::DS, ds(&[1.0]));
+    // Study and frame of reference, which a DICOM SEG of the series refers to.
+    put(
+        &mut obj,
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        "1.2.826.0.1.3680043.2.1125.3".into(),
+    );
+    put(
+        &mut obj,
+        tags::FRAME_OF_REFERENCE_UID,
+        VR::UI,
+        "1.2.826.0.1.3680043.2.1125.4".into(),
+    );
     put(
         &mut obj,
         tags::SAMPLES_PER_PIXEL,

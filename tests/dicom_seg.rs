@@ -1,0 +1,347 @@
+//! DICOM SEG output (`-ot dicom_seg`) against the official TotalSegmentator 2.18 + highdicom
+//! 0.28 output (fixtures/dicom_seg, made by tools/fixtures/make_dicom_seg_fixtures.py).
+//!
+//! The official SEG holds exactly the label map of fixtures/pipeline_edges/dicom_fast_ml
+//! (the fixture script checks this), so feeding that label map to our writer must give the
+//! same object: the same attributes, segments, frame functional groups and pixel bytes.
+//! Only what is new per run differs: UIDs, creation dates and times, and the software that
+//! wrote it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dicom_core::value::Value;
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use totalseg_core::tasks::ClassMap;
+use totalseg_io::nifti::read_label_map;
+use totalsegmentator::output::save_dicom_seg;
+use totalsegmentator::Segmentation;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn series() -> PathBuf {
+    repo().join("../shared/data/totalseg-examples/example_ct_dicom")
+}
+
+fn official_seg() -> DefaultDicomObject {
+    let gz = std::fs::read(repo().join("fixtures/dicom_seg/example_ct_dicom_fast_seg.dcm.gz"))
+        .expect("fixture");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut bytes)
+        .expect("gunzip");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("official.dcm");
+    std::fs::write(&path, bytes).expect("write");
+    OpenFileOptions::new()
+        .open_file(&path)
+        .expect("official SEG")
+}
+
+/// The official `--fast --ml` label map of the series as a [`Segmentation`].
+fn official_segmentation() -> Segmentation {
+    let map =
+        read_label_map(&repo().join("fixtures/pipeline_edges/dicom_fast_ml/segmentation.nii.gz"))
+            .expect("label map");
+    let total = ClassMap::get("total").expect("total");
+    Segmentation {
+        labels: map.labels,
+        affine: map.affine,
+        header: map.header,
+        classes: total
+            .iter()
+            .map(|(label, name)| (label as u8, name.to_string()))
+            .collect(),
+        statistics: None,
+    }
+}
+
+/// Differences between two data sets, recursing into sequences; `skip` tags are not compared.
+fn differences(a: &InMemDicomObject, b: &InMemDicomObject, skip: &[Tag], at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let tags_a: Vec<Tag> = a.tags().filter(|t| !skip.contains(t)).collect();
+    let tags_b: Vec<Tag> = b.tags().filter(|t| !skip.contains(t)).collect();
+    if tags_a != tags_b {
+        out.push(format!("{at}: tags {tags_a:?} vs {tags_b:?}"));
+        return out;
+    }
+    for tag in tags_a {
+        let (ea, eb) = (a.element(tag).expect("a"), b.element(tag).expect("b"));
+        let here = format!("{at}/{tag}");
+        if ea.vr() != eb.vr() {
+            out.push(format!("{here}: VR {:?} vs {:?}", ea.vr(), eb.vr()));
+            continue;
+        }
+        match (ea.value(), eb.value()) {
+            (Value::Sequence(sa), Value::Sequence(sb)) => {
+                if sa.items().len() != sb.items().len() {
+                    out.push(format!(
+                        "{here}: {} vs {} items",
+                        sa.items().len(),
+                        sb.items().len()
+                    ));
+                    continue;
+                }
+                for (i, (ia, ib)) in sa.items().iter().zip(sb.items()).enumerate() {
+                    out.extend(differences(ia, ib, skip, &format!("{here}[{i}]")));
+                }
+            }
+            (Value::Primitive(_), Value::Primitive(_)) if tag == tags::PIXEL_DATA => {
+                let (pa, pb) = (ea.to_bytes().expect("a"), eb.to_bytes().expect("b"));
+                if pa != pb {
+                    let bits = pa
+                        .iter()
+                        .zip(pb.iter())
+                        .map(|(x, y)| (x ^ y).count_ones())
+                        .sum::<u32>();
+                    out.push(format!(
+                        "{here}: pixel data differs ({} vs {} bytes, {bits} bits)",
+                        pa.len(),
+                        pb.len()
+                    ));
+                }
+            }
+            (Value::Primitive(_), Value::Primitive(_)) => {
+                let trim = |s: std::borrow::Cow<str>| s.trim_end_matches(['\0', ' ']).to_string();
+                let (va, vb) = (
+                    ea.to_str().map(trim).unwrap_or_default(),
+                    eb.to_str().map(trim).unwrap_or_default(),
+                );
+                if va != vb {
+                    out.push(format!("{here}: {va:?} vs {vb:?}"));
+                }
+            }
+            _ => out.push(format!("{here}: different kinds of value")),
+        }
+    }
+    out
+}
+
+#[test]
+fn dicom_seg_equals_the_official_one_for_the_same_labels() {
+    let official = official_seg();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("seg.dcm");
+    let written =
+        save_dicom_seg(&official_segmentation(), &series(), &path).expect("our DICOM SEG");
+    assert_eq!((written.segments, written.frames), (15, 263));
+    let ours = OpenFileOptions::new()
+        .open_file(&path)
+        .expect("our SEG reads back");
+    assert_eq!(
+        ours.meta().media_storage_sop_class_uid(),
+        official.meta().media_storage_sop_class_uid()
+    );
+    assert_eq!(
+        ours.meta().transfer_syntax(),
+        official.meta().transfer_syntax()
+    );
+
+    // New per run, or naming the software that wrote the file.
+    let per_run = [
+        tags::SOP_INSTANCE_UID,
+        tags::SERIES_INSTANCE_UID,
+        tags::INSTANCE_CREATION_DATE,
+        tags::INSTANCE_CREATION_TIME,
+        tags::CONTENT_DATE,
+        tags::CONTENT_TIME,
+        tags::SOFTWARE_VERSIONS,
+        tags::DIMENSION_ORGANIZATION_UID,
+        tags::CONTRIBUTING_EQUIPMENT_SEQUENCE,
+    ];
+    let diffs = differences(&official, &ours, &per_run, "");
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+
+    // The source's acquisition equipment is kept (highdicom's first item), then the writer.
+    let equipment = |o: &InMemDicomObject| -> Vec<InMemDicomObject> {
+        o.element(tags::CONTRIBUTING_EQUIPMENT_SEQUENCE)
+            .expect("equipment")
+            .items()
+            .expect("a sequence")
+            .to_vec()
+    };
+    let (theirs, mine) = (equipment(&official), equipment(&ours));
+    assert_eq!(mine.len(), 2);
+    let acquisition_diffs = differences(
+        &theirs[0],
+        &mine[0],
+        &[tags::CONTRIBUTION_DATE_TIME],
+        "equipment",
+    );
+    assert!(acquisition_diffs.is_empty(), "{acquisition_diffs:?}");
+    let algorithm = ours
+        .element(tags::SEGMENT_SEQUENCE)
+        .expect("segments")
+        .items()
+        .expect("items")[0]
+        .element(tags::SEGMENTATION_ALGORITHM_IDENTIFICATION_SEQUENCE)
+        .expect("algorithm")
+        .items()
+        .expect("items")[0]
+        .element(tags::ALGORITHM_NAME)
+        .expect("name")
+        .to_str()
+        .expect("text")
+        .trim()
+        .to_string();
+    assert_eq!(algorithm, "TotalSegmentator");
+    // Fresh UIDs under the UUID arc.
+    let uid = ours
+        .element(tags::SERIES_INSTANCE_UID)
+        .expect("uid")
+        .to_str()
+        .expect("text");
+    let uid = uid.trim_end_matches('\0');
+    assert!(uid.starts_with("2.25.") && uid.len() <= 64, "{uid}");
+    assert_ne!(
+        uid,
+        ours.element(tags::SOP_INSTANCE_UID)
+            .expect("uid")
+            .to_str()
+            .expect("text")
+            .trim_end_matches('\0')
+    );
+}
+
+/// A folder as the output: the file is named after the new series' UID, as highdicom does.
+#[test]
+fn dicom_seg_into_a_folder_is_named_by_series_uid() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let written = save_dicom_seg(&official_segmentation(), &series(), dir.path()).expect("SEG");
+    let ours = OpenFileOptions::new()
+        .open_file(&written.path)
+        .expect("reads back");
+    let uid = ours
+        .element(tags::SERIES_INSTANCE_UID)
+        .expect("uid")
+        .to_str()
+        .expect("text")
+        .trim_end_matches('\0')
+        .to_string();
+    assert_eq!(written.path, dir.path().join(format!("{uid}.dcm")));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+}
+
+/// Bad inputs give a clear error and leave no file behind.
+#[test]
+fn dicom_seg_errors_name_the_problem_and_write_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("seg.dcm");
+    let mut empty = official_segmentation();
+    empty.labels.fill(0);
+    let err = save_dicom_seg(&empty, &series(), &path).expect_err("nothing to save");
+    assert!(err.to_string().contains("no non-empty segments"), "{err}");
+
+    let mut shifted = official_segmentation();
+    shifted.affine[2][3] += 1.0; // half a slice off the series' 2 mm grid
+    let err = save_dicom_seg(&shifted, &series(), &path).expect_err("off the grid");
+    assert!(
+        err.to_string().contains("does not match the DICOM series"),
+        "{err}"
+    );
+
+    let err = save_dicom_seg(
+        &official_segmentation(),
+        &dir.path().join("no_series"),
+        &path,
+    )
+    .expect_err("no series");
+    assert!(err.to_string().contains("no_series"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+}
+
+fn totalseg(input: &Path, output: &Path, args: &[&str], work: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_totalseg"))
+        .arg("-i")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .args(args)
+        .arg("--weights-dir")
+        .arg(repo().join("fixtures/pipeline/weights"))
+        .arg("--offline")
+        .arg("-q")
+        .env("TOTALSEG_HOME_DIR", work.join("home"))
+        .env_remove("TOTALSEG_WEIGHTS_PATH")
+        .output()
+        .expect("run totalseg")
+}
+
+/// `-ot nifti dicom_seg`: both files, named as nnunet.py names them, holding the same labels.
+#[test]
+fn cli_writes_nifti_and_dicom_seg_side_by_side() {
+    let work = tempfile::tempdir().expect("tmp");
+    let out = totalseg(
+        &series(),
+        &work.path().join("out/ct.nii.gz"),
+        &["--fast", "-ot", "nifti,dicom_seg", "--statistics"],
+        work.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let folder = work.path().join("out");
+    let nifti = folder.join("ct.nii.gz");
+    let seg = folder.join("ct_seg.dcm");
+    assert!(nifti.is_file() && seg.is_file());
+    // DICOM output makes the NIfTI multilabel (nnunet.py forces multilabel_image).
+    let labels = read_label_map(&nifti).expect("multilabel NIfTI");
+    let present = {
+        let mut p: Vec<u8> = labels.labels.iter().copied().filter(|&v| v != 0).collect();
+        p.sort_unstable();
+        p.dedup();
+        p.len()
+    };
+    let seg = OpenFileOptions::new().open_file(&seg).expect("SEG");
+    let segments = seg
+        .element(tags::SEGMENT_SEQUENCE)
+        .expect("segments")
+        .items()
+        .expect("items")
+        .len();
+    assert_eq!(segments, present);
+    // Statistics go next to the outputs (the output file's folder).
+    assert!(folder.join("statistics.json").is_file());
+}
+
+#[test]
+fn cli_refuses_dicom_output_for_a_nifti_input() {
+    let work = tempfile::tempdir().expect("tmp");
+    let out = totalseg(
+        &repo().join("../shared/data/totalseg-examples/example_ct_sm.nii.gz"),
+        &work.path().join("seg.dcm"),
+        &["--fast", "-ot", "dicom_seg"],
+        work.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("you also have to use a Dicom image as input"),
+        "{err}"
+    );
+    let out = totalseg(
+        &series(),
+        &work.path().join("seg.dcm"),
+        &["-ot", "png"],
+        work.path(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid output types: ['png']"));
+    assert!(!work.path().join("seg.dcm").exists());
+}
