@@ -2,6 +2,7 @@
 //! resampling, cropping, normalisation, the sliding-window plan, the export of logits to
 //! labels, postprocessing, statistics and the task/class registry. No Burn here.
 
+pub mod contours;
 pub mod crop;
 pub mod export;
 pub mod geometry;
