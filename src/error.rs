@@ -18,9 +18,9 @@ pub enum SegmentError {
     /// Reading a DICOM series failed.
     #[error(transparent)]
     Dicom(#[from] totalseg_io::dicom::DicomError),
-    /// Writing a DICOM SEG failed.
+    /// Writing a DICOM output (SEG, RT-STRUCT) failed.
     #[error(transparent)]
-    DicomSeg(#[from] totalseg_io::dicom::seg::DicomSegError),
+    DicomOutput(#[from] totalseg_io::dicom::DicomOutputError),
     /// Finding, downloading or converting weights failed.
     #[error(transparent)]
     Weights(Box<totalseg_io::weights::WeightsError>),

@@ -8,6 +8,7 @@
 //! DICOM output: [`seg::write_dicom_seg`] writes a label map as a DICOM SEG referring to
 //! the series it was made from.
 
+mod derived;
 mod error;
 pub mod geometry;
 mod modality;
@@ -15,6 +16,7 @@ mod read;
 pub mod seg;
 mod slice;
 
+pub use derived::{new_uid, DicomOutputError};
 pub use error::{DicomError, DicomErrorKind};
 pub use modality::{detect_modality, task_for_modality};
 pub use read::{read_dicom_series, series_slices};

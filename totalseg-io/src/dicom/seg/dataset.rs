@@ -1,19 +1,13 @@
 //! The Segmentation IOD's attributes, laid out as highdicom 0.28 lays them out for
 //! TotalSegmentator, and the atomic file write.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use dicom_core::value::{DataSetSequence, PrimitiveValue, C};
 use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 
-use super::{DicomSegError, SegCreator, SegmentClass};
+use super::{SegCreator, SegmentClass};
+use crate::dicom::derived::{new_uid, now_da_tm, source_text};
 
 /// Segmentation Storage (binary and fractional).
 const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
@@ -44,27 +38,6 @@ pub struct SegObject {
     pub series_uid: String,
 }
 
-/// A new globally unique UID under the UUID arc `2.25`: 128 random bits (std's
-/// OS-seeded hasher keys, the clock and a counter), below the arc's 39 digits.
-pub fn new_uid() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let state = RandomState::new();
-    let mut high = state.build_hasher();
-    high.write_u128(nanos);
-    high.write_u32(std::process::id());
-    high.write_u64(count);
-    let high = high.finish();
-    let mut low = state.build_hasher();
-    low.write_u64(high);
-    low.write_u64(count.wrapping_add(0x9e37_79b9_7f4a_7c15));
-    let value = (u128::from(high) << 64 | u128::from(low.finish())) >> 1;
-    format!("2.25.{value}")
-}
-
 fn text(value: &str) -> PrimitiveValue {
     PrimitiveValue::from(value)
 }
@@ -83,13 +56,6 @@ fn code_item(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
         element(tags::CODING_SCHEME_DESIGNATOR, VR::SH, text(scheme)),
         element(tags::CODE_MEANING, VR::LO, text(meaning)),
     ])
-}
-
-/// A string attribute of `source`, trimmed of DICOM padding; `None` when absent.
-fn source_text(source: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let e = source.element_opt(tag).ok().flatten()?;
-    let s = e.to_str().ok()?;
-    Some(s.trim_end_matches(['\0', ' ']).to_string())
 }
 
 /// Copies `tag` from `source` if present.
@@ -166,35 +132,6 @@ fn source_sop_class(source: &InMemDicomObject) -> String {
             Some(_) => uids::SECONDARY_CAPTURE_IMAGE_STORAGE.to_string(),
         },
     }
-}
-
-/// The current UTC date (`YYYYMMDD`) and time (`HHMMSS.ffffff`).
-fn now_da_tm() -> (String, String) {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        format!("{year:04}{month:02}{day:02}"),
-        format!(
-            "{:02}{:02}{:02}.{:06}",
-            rest / 3600,
-            rest / 60 % 60,
-            rest % 60,
-            since.subsec_micros()
-        ),
-    )
 }
 
 /// Builds the Segmentation object.
@@ -640,45 +577,4 @@ fn per_frame_functional_groups(content: &SegContent) -> DataElement<InMemDicomOb
         })
         .collect();
     sequence(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, items)
-}
-
-/// Writes `seg` to `path` (explicit VR little endian) through a temporary file in the same
-/// folder, so a failure leaves no partial file.
-pub fn write_atomically(seg: SegObject, path: &Path) -> Result<(), DicomSegError> {
-    let failed = |message: String| DicomSegError::Write {
-        path: path.to_path_buf(),
-        message,
-    };
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&folder).map_err(|e| failed(format!("creating the folder: {e}")))?;
-    let file = seg
-        .object
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
-                .implementation_version_name("TOTALSEG_RS"),
-        )
-        .map_err(|e| failed(e.to_string()))?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".totalseg-").suffix(".dcm.tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // As a newly created file: 0666 minus the umask.
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let temp = builder
-        .tempfile_in(&folder)
-        .map_err(|e| failed(format!("creating a temporary file: {e}")))?;
-    file.write_all(temp.as_file())
-        .map_err(|e| failed(e.to_string()))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| failed(format!("flushing: {e}")))?;
-    temp.persist(path)
-        .map_err(|e| failed(format!("renaming into place: {}", e.error)))?;
-    Ok(())
 }

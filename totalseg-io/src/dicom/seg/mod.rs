@@ -12,24 +12,19 @@
 //! the label map's affine), so any slice orientation comes out right.
 
 mod dataset;
-mod frames;
+pub(crate) mod frames;
 
 use std::path::{Path, PathBuf};
 
-use dicom_dictionary_std::tags;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
-use ndarray::{Array2, ArrayView3};
-use rayon::prelude::*;
+use dicom_dictionary_std::uids;
+use dicom_object::meta::FileMetaTableBuilder;
+use dicom_object::InMemDicomObject;
+use ndarray::ArrayView3;
 
-use super::error::DicomError;
-use super::read::series_slices;
+use super::derived::{label_planes, read_sources, write_atomically, DicomOutputError};
 use crate::nifti::Affine;
 
-pub use dataset::new_uid;
-use frames::{
-    distance_along, highdicom_normal, locate_slice, plane_order, regular_spacing, BitPacker,
-    SliceGeometry,
-};
+use frames::{distance_along, highdicom_normal, plane_order, regular_spacing, BitPacker};
 
 /// A coded concept (coding scheme, value, meaning), e.g. `SCT` / `10200004` / `Liver`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,52 +76,6 @@ pub struct DicomSegSummary {
     pub frames: usize,
 }
 
-/// Why a DICOM SEG could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum DicomSegError {
-    /// The source series could not be read again.
-    #[error(transparent)]
-    Series(#[from] DicomError),
-    /// A source slice could not be read or lacks what a SEG needs.
-    #[error("DICOM SEG: source slice {file}: {message}")]
-    Source {
-        /// The slice.
-        file: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// The label map is not on the series' grid.
-    #[error("DICOM SEG: the segmentation does not match the DICOM series {series}: {message}")]
-    GridMismatch {
-        /// The series folder.
-        series: PathBuf,
-        /// What does not match.
-        message: String,
-    },
-    /// No class is present, so there is no segment to write (TotalSegmentator fails the
-    /// same way: "No non-empty segments found to save").
-    #[error("DICOM SEG {path}: no non-empty segments to save (no class of the task was found)")]
-    NoSegments {
-        /// The output that was not written.
-        path: PathBuf,
-    },
-    /// Writing the file failed.
-    #[error("DICOM SEG {path}: writing failed: {message}")]
-    Write {
-        /// The output.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
-}
-
-/// One source slice: its attributes and where its pixels are in the label map.
-struct SourceSlice {
-    file: PathBuf,
-    header: InMemDicomObject,
-    geometry: SliceGeometry,
-}
-
 /// Writes `labels` (with `affine`, the volume read from `series`) as a DICOM SEG at
 /// `output` (a file; inside it as `<SeriesInstanceUID>.dcm` when `output` is a folder).
 /// `classes` are the candidate segments in class order; those absent from `labels` are
@@ -161,25 +110,9 @@ pub fn write_dicom_seg(
     series: &Path,
     classes: &[SegmentClass],
     creator: &SegCreator,
-) -> Result<DicomSegSummary, DicomSegError> {
+) -> Result<DicomSegSummary, DicomOutputError> {
     let sources = read_sources(series)?;
-    let shape = {
-        let (a, b, c) = labels.dim();
-        [a, b, c]
-    };
-    // Each source slice's labels, as (rows, columns) planes.
-    let planes: Vec<Array2<u8>> = sources
-        .par_iter()
-        .map(|s| {
-            let located = locate_slice(&s.geometry, affine, shape).map_err(|message| {
-                DicomSegError::GridMismatch {
-                    series: series.to_path_buf(),
-                    message: format!("slice {}: {message}", s.file.display()),
-                }
-            })?;
-            Ok(located.labels(labels, s.geometry.size))
-        })
-        .collect::<Result<_, DicomSegError>>()?;
+    let planes = label_planes(&sources, labels, affine, series)?;
 
     let mut present = [false; 256];
     for plane in &planes {
@@ -192,7 +125,7 @@ pub fn write_dicom_seg(
         .filter(|c| c.label != 0 && present[usize::from(c.label)])
         .collect();
     if segments.is_empty() {
-        return Err(DicomSegError::NoSegments {
+        return Err(DicomOutputError::NoSegments {
             path: output.to_path_buf(),
         });
     }
@@ -210,7 +143,7 @@ pub fn write_dicom_seg(
         .iter()
         .map(|s| distance_along(&normal, &s.geometry.position))
         .collect();
-    let order = plane_order(&distances).ok_or_else(|| DicomSegError::GridMismatch {
+    let order = plane_order(&distances).ok_or_else(|| DicomOutputError::GridMismatch {
         series: series.to_path_buf(),
         message: "two slices share a position along the slice normal".into(),
     })?;
@@ -262,7 +195,7 @@ pub fn write_dicom_seg(
         dimension_3d,
         creator,
     })
-    .map_err(|message| DicomSegError::Source {
+    .map_err(|message| DicomOutputError::Source {
         file: sources[0].file.clone(),
         message,
     })?;
@@ -272,41 +205,14 @@ pub fn write_dicom_seg(
     } else {
         output.to_path_buf()
     };
-    dataset::write_atomically(object, &path)?;
+    write_atomically(
+        object.object,
+        FileMetaTableBuilder::new().transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN),
+        &path,
+    )?;
     Ok(DicomSegSummary {
         path,
         segments: segments.len(),
         frames: frames.len(),
     })
-}
-
-/// The series' slices (as the volume was built from them) with their attributes.
-fn read_sources(series: &Path) -> Result<Vec<SourceSlice>, DicomSegError> {
-    series_slices(series)?
-        .into_par_iter()
-        .map(|slice| {
-            let source = |message: String| DicomSegError::Source {
-                file: slice.file.clone(),
-                message,
-            };
-            let pixel_spacing = slice
-                .pixel_spacing
-                .ok_or_else(|| source("no PixelSpacing".into()))?;
-            let header = OpenFileOptions::new()
-                .read_until(tags::PIXEL_DATA)
-                .open_file(&slice.file)
-                .map_err(|e| source(e.to_string()))?
-                .into_inner();
-            Ok(SourceSlice {
-                geometry: SliceGeometry {
-                    position: slice.position,
-                    orientation: slice.orientation,
-                    pixel_spacing,
-                    size: [slice.rows as usize, slice.columns as usize],
-                },
-                file: slice.file,
-                header,
-            })
-        })
-        .collect()
 }
