@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use totalseg_core::postprocess::extract_skin;
 use totalseg_core::tasks::snomed::{fallback_color, rgb_to_cielab_dicom, structure_coding, Code};
 use totalseg_core::tasks::TOTALSEGMENTATOR_VERSION;
+use totalseg_io::dicom::rtstruct::{write_rtstruct, RoiClass, RtStructCreator, RtStructSummary};
 use totalseg_io::dicom::seg::{
     write_dicom_seg, CodedConcept, DicomSegSummary, SegCreator, SegmentClass,
 };
@@ -139,6 +140,58 @@ pub fn save_dicom_seg(
         &segmentation.affine,
         series,
         &classes,
+        &creator,
+    )?)
+}
+
+/// Writes the segmentation of the DICOM series in `series` as a DICOM RT Structure Set at
+/// `output` (`.dcm` appended when missing), as TotalSegmentator's `-ot dicom_rtstruct` does
+/// through rt_utils: one ROI per class present, outlined slice by slice with OpenCV's
+/// contours ([`totalseg_core::contours::find_contours`]), coloured from TotalSegmentator's
+/// table (a colour derived from the name for classes the table lacks).
+///
+/// ```no_run
+/// use std::path::Path;
+/// use totalsegmentator::{output::save_dicom_rtstruct, SegmenterBuilder};
+/// let series = Path::new("ct_series/");
+/// let ct = totalseg_io::read_image(series)?;
+/// let mut segmenter = SegmenterBuilder::new("total").fast(true).build()?;
+/// let segmentation = segmenter.segment(&ct)?;
+/// let written = save_dicom_rtstruct(&segmentation, series, Path::new("rtstruct.dcm"))?;
+/// println!("{} ROIs, {} contours", written.rois, written.contours);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn save_dicom_rtstruct(
+    segmentation: &Segmentation,
+    series: &Path,
+    output: &Path,
+) -> Result<RtStructSummary, SegmentError> {
+    let classes: Vec<RoiClass> = segmentation
+        .classes
+        .iter()
+        .map(|(label, name)| RoiClass {
+            label: *label,
+            name: name.clone(),
+            color: structure_coding(name).map_or_else(|| fallback_color(name), |c| c.rgb),
+        })
+        .collect();
+    let contours = |mask: ndarray::ArrayView2<bool>| -> Vec<Vec<[i32; 2]>> {
+        totalseg_core::contours::find_contours(mask)
+            .into_iter()
+            .map(|c| c.points)
+            .collect()
+    };
+    let creator = RtStructCreator {
+        manufacturer: "totalsegmentator-rs".into(),
+        model_name: format!("totalseg {}", env!("CARGO_PKG_VERSION")),
+    };
+    Ok(write_rtstruct(
+        output,
+        segmentation.labels.view(),
+        &segmentation.affine,
+        series,
+        &classes,
+        &contours,
         &creator,
     )?)
 }

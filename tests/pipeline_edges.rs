@@ -440,11 +440,6 @@ fn official_flags_we_do_not_implement_fail_naming_the_flag() {
     for (args, named) in [
         (&["--preview"][..], "option --preview is not supported"),
         (&["-p"][..], "option --preview is not supported"),
-        (
-            &["-ot", "dicom"][..],
-            "option --output_type is not supported: dicom_rtstruct",
-        ),
-        (&["-ot", "nifti,dicom_rtstruct"][..], "dicom_rtstruct"),
         (&["-r"][..], "option --radiomics is not supported"),
         (
             &["-sp", "probs.npz"][..],

@@ -169,7 +169,7 @@ pub struct SegmentArgs {
     /// Tag the outputs in a NORA PACS project (only the default, None: NORA is not supported).
     #[arg(short = 't', long = "nora_tag", default_value = "None")]
     pub nora_tag: String,
-    /// Output type(s): nifti, dicom_seg (DICOM input only; dicom_rtstruct is not supported).
+    /// Output type(s): nifti, dicom_seg, dicom_rtstruct (the DICOM types need a DICOM input).
     /// Several may be given (`-ot nifti dicom_seg` or `-ot nifti,dicom_seg`).
     #[arg(long = "output_type", num_args = 1.., value_delimiter = ',')]
     pub output_type: Option<Vec<String>>,
@@ -244,15 +244,6 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
 /// The first option on the command line that `totalseg` cannot honour, and why: a clear
 /// error instead of a silently different result.
 pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> {
-    if let Some(types) = &args.output_type {
-        if types.iter().any(|t| t == "dicom_rtstruct" || t == "dicom") {
-            return Some((
-                "--output_type",
-                "dicom_rtstruct: RT-STRUCT output is not implemented (-ot dicom_seg writes a DICOM SEG)"
-                    .to_string(),
-            ));
-        }
-    }
     let reasons: [(bool, &'static str, &str); 5] = [
         (
             args.nora_tag != "None",
@@ -293,7 +284,7 @@ pub enum OutputType {
     Nifti,
     /// A DICOM SEG referring to the input series.
     DicomSeg,
-    /// A DICOM RT-STRUCT (not implemented; refused by [`unsupported_option`]).
+    /// A DICOM RT Structure Set of contours referring to the input series.
     DicomRtstruct,
 }
 
@@ -425,11 +416,9 @@ mod tests {
         assert_eq!(unsupported_option(&cli.segment), None);
         for rtstruct in ["dicom_rtstruct", "nifti,dicom", "dicom"] {
             let cli = parse(&format!("totalseg -i a.nii -o b -ot {rtstruct}"));
-            assert_eq!(
-                unsupported_option(&cli.segment).map(|(option, _)| option),
-                Some("--output_type"),
-                "{rtstruct}"
-            );
+            assert_eq!(unsupported_option(&cli.segment), None, "{rtstruct}");
+            let types = parse_output_types(cli.segment.output_type.as_ref()).expect("valid");
+            assert!(types.contains(&OutputType::DicomRtstruct), "{rtstruct}");
         }
         let err = parse_output_types(Some(&vec!["nifti".into(), "png".into()]))
             .expect_err("png is no output type");

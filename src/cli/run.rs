@@ -20,8 +20,8 @@ use crate::builder::{Device, SegmenterBuilder};
 use crate::error::SegmentError;
 use crate::models::{convert_folder, store_spec};
 use crate::output::{
-    save_derived_body_masks, save_dicom_seg, save_segmentation, statistics_path,
-    write_text_atomically, writes_derived_body_masks, OutputLayout,
+    save_derived_body_masks, save_dicom_rtstruct, save_dicom_seg, save_segmentation,
+    statistics_path, write_text_atomically, writes_derived_body_masks, OutputLayout,
 };
 use crate::predictor::TileProgress;
 use crate::segmenter::{check_supported, statistics_options};
@@ -287,10 +287,7 @@ fn save_outputs(
     let write_one = |kind: OutputType, path: &std::path::Path| match kind {
         OutputType::Nifti => save_segmentation(segmentation, path, layout, threads),
         OutputType::DicomSeg => Ok(vec![save_dicom_seg(segmentation, input, path)?.path]),
-        OutputType::DicomRtstruct => Err(SegmentError::UnsupportedOption {
-            option: "--output_type".into(),
-            reason: "dicom_rtstruct: RT-STRUCT output is not implemented".into(),
-        }),
+        OutputType::DicomRtstruct => Ok(vec![save_dicom_rtstruct(segmentation, input, path)?.path]),
     };
     if let [single] = types {
         return write_one(*single, output);

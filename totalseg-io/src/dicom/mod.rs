@@ -5,14 +5,16 @@
 //! Pixel data is decoded by dicom-rs (`dicom-pixeldata`): native, RLE, JPEG baseline and
 //! lossless, and JPEG 2000 (pure-Rust `openjp2`).
 //!
-//! DICOM output: [`seg::write_dicom_seg`] writes a label map as a DICOM SEG referring to
-//! the series it was made from.
+//! DICOM output: [`seg::write_dicom_seg`] writes a label map as a DICOM SEG and
+//! [`rtstruct::write_rtstruct`] as an RT Structure Set, both referring to the series the
+//! label map was made from.
 
 mod derived;
 mod error;
 pub mod geometry;
 mod modality;
 mod read;
+pub mod rtstruct;
 pub mod seg;
 mod slice;
 

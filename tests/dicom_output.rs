@@ -1,11 +1,12 @@
-//! DICOM SEG output (`-ot dicom_seg`) against the official TotalSegmentator 2.18 + highdicom
-//! 0.28 output (fixtures/dicom_seg, made by tools/fixtures/make_dicom_seg_fixtures.py).
+//! DICOM outputs against the official TotalSegmentator 2.18 ones (fixtures/dicom_output, made
+//! by tools/fixtures/make_dicom_output_fixtures.py): `-ot dicom_seg` (highdicom 0.28) and
+//! `-ot dicom_rtstruct` (rt_utils 1.2 with OpenCV 5.0).
 //!
 //! The official SEG holds exactly the label map of fixtures/pipeline_edges/dicom_fast_ml
-//! (the fixture script checks this), so feeding that label map to our writer must give the
-//! same object: the same attributes, segments, frame functional groups and pixel bytes.
-//! Only what is new per run differs: UIDs, creation dates and times, and the software that
-//! wrote it.
+//! (the fixture script checks this), so feeding that label map to our writers must give the
+//! same objects: the same attributes, segments, frame functional groups and pixel bytes; the
+//! same ROIs, contours and coordinates. Only what is new per run differs: UIDs, creation
+//! dates and times, and the software that wrote it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use totalseg_core::tasks::ClassMap;
 use totalseg_io::nifti::read_label_map;
-use totalsegmentator::output::save_dicom_seg;
+use totalsegmentator::output::{save_dicom_rtstruct, save_dicom_seg};
 use totalsegmentator::Segmentation;
 
 fn repo() -> PathBuf {
@@ -28,9 +29,8 @@ fn series() -> PathBuf {
     repo().join("../shared/data/totalseg-examples/example_ct_dicom")
 }
 
-fn official_seg() -> DefaultDicomObject {
-    let gz = std::fs::read(repo().join("fixtures/dicom_seg/example_ct_dicom_fast_seg.dcm.gz"))
-        .expect("fixture");
+fn official(name: &str) -> DefaultDicomObject {
+    let gz = std::fs::read(repo().join("fixtures/dicom_output").join(name)).expect("fixture");
     let mut bytes = Vec::new();
     flate2::read::GzDecoder::new(&gz[..])
         .read_to_end(&mut bytes)
@@ -124,7 +124,7 @@ fn differences(a: &InMemDicomObject, b: &InMemDicomObject, skip: &[Tag], at: &st
 
 #[test]
 fn dicom_seg_equals_the_official_one_for_the_same_labels() {
-    let official = official_seg();
+    let official = official("example_ct_dicom_fast_seg.dcm.gz");
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("seg.dcm");
     let written =
@@ -213,6 +213,61 @@ fn dicom_seg_equals_the_official_one_for_the_same_labels() {
     );
 }
 
+#[test]
+fn rtstruct_equals_the_official_one_for_the_same_labels() {
+    let official = official("example_ct_dicom_fast_rtstruct.dcm.gz");
+    let dir = tempfile::tempdir().expect("tmp");
+    let written = save_dicom_rtstruct(&official_segmentation(), &series(), &dir.path().join("rt"))
+        .expect("our RT-STRUCT");
+    // rt_utils appends .dcm.
+    assert_eq!(written.path, dir.path().join("rt.dcm"));
+    let ours = OpenFileOptions::new()
+        .open_file(&written.path)
+        .expect("reads back");
+    assert_eq!(
+        ours.meta().media_storage_sop_class_uid(),
+        official.meta().media_storage_sop_class_uid()
+    );
+    assert_eq!(
+        ours.meta().transfer_syntax(),
+        official.meta().transfer_syntax()
+    );
+    let contours = official
+        .element(tags::ROI_CONTOUR_SEQUENCE)
+        .expect("contours")
+        .items()
+        .expect("items")
+        .iter()
+        .map(|roi| {
+            roi.element(tags::CONTOUR_SEQUENCE)
+                .expect("seq")
+                .items()
+                .expect("items")
+                .len()
+        })
+        .sum::<usize>();
+    assert_eq!((written.rois, written.contours), (15, contours));
+    // New per run, or naming the software that wrote the file (rt_utils: "Qurit").
+    let per_run = [
+        tags::SOP_INSTANCE_UID,
+        tags::SERIES_INSTANCE_UID,
+        tags::INSTANCE_CREATION_DATE,
+        tags::INSTANCE_CREATION_TIME,
+        tags::STRUCTURE_SET_DATE,
+        tags::STRUCTURE_SET_TIME,
+        tags::MANUFACTURER,
+        tags::MANUFACTURER_MODEL_NAME,
+        tags::INSTITUTION_NAME,
+    ];
+    let diffs = differences(&official, &ours, &per_run, "");
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
 /// A folder as the output: the file is named after the new series' UID, as highdicom does.
 #[test]
 fn dicom_seg_into_a_folder_is_named_by_series_uid() {
@@ -245,6 +300,11 @@ fn dicom_seg_errors_name_the_problem_and_write_nothing() {
     empty.labels.fill(0);
     let err = save_dicom_seg(&empty, &series(), &path).expect_err("nothing to save");
     assert!(err.to_string().contains("no non-empty segments"), "{err}");
+    // rt_utils writes an empty structure set instead (checked after the failures below).
+    let rt_dir = tempfile::tempdir().expect("tmp");
+    let written = save_dicom_rtstruct(&empty, &series(), &rt_dir.path().join("rt.dcm"))
+        .expect("empty RT-STRUCT");
+    assert_eq!((written.rois, written.contours), (0, 0));
 
     let mut shifted = official_segmentation();
     shifted.affine[2][3] += 1.0; // half a slice off the series' 2 mm grid
@@ -281,14 +341,21 @@ fn totalseg(input: &Path, output: &Path, args: &[&str], work: &Path) -> std::pro
         .expect("run totalseg")
 }
 
-/// `-ot nifti dicom_seg`: both files, named as nnunet.py names them, holding the same labels.
+/// `-ot nifti dicom_seg dicom_rtstruct`: the three files, named as nnunet.py names them,
+/// holding the same structures.
 #[test]
-fn cli_writes_nifti_and_dicom_seg_side_by_side() {
+fn cli_writes_nifti_seg_and_rtstruct_side_by_side() {
     let work = tempfile::tempdir().expect("tmp");
     let out = totalseg(
         &series(),
         &work.path().join("out/ct.nii.gz"),
-        &["--fast", "-ot", "nifti,dicom_seg", "--statistics"],
+        &[
+            "--fast",
+            "-ot",
+            "nifti,dicom_seg",
+            "dicom_rtstruct",
+            "--statistics",
+        ],
         work.path(),
     );
     assert!(
@@ -299,7 +366,8 @@ fn cli_writes_nifti_and_dicom_seg_side_by_side() {
     let folder = work.path().join("out");
     let nifti = folder.join("ct.nii.gz");
     let seg = folder.join("ct_seg.dcm");
-    assert!(nifti.is_file() && seg.is_file());
+    let rt = folder.join("ct_rtstruct.dcm");
+    assert!(nifti.is_file() && seg.is_file() && rt.is_file());
     // DICOM output makes the NIfTI multilabel (nnunet.py forces multilabel_image).
     let labels = read_label_map(&nifti).expect("multilabel NIfTI");
     let present = {
@@ -316,6 +384,14 @@ fn cli_writes_nifti_and_dicom_seg_side_by_side() {
         .expect("items")
         .len();
     assert_eq!(segments, present);
+    let rt = OpenFileOptions::new().open_file(&rt).expect("RT-STRUCT");
+    let rois = rt
+        .element(tags::STRUCTURE_SET_ROI_SEQUENCE)
+        .expect("rois")
+        .items()
+        .expect("items")
+        .len();
+    assert_eq!(rois, present);
     // Statistics go next to the outputs (the output file's folder).
     assert!(folder.join("statistics.json").is_file());
 }

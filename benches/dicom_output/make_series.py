@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""A CT-sized DICOM series for timing the DICOM SEG writers: example_ct.nii.gz (3 mm)
-upsampled to 512x512 pixels per slice and 1.5 mm slices (224 axial slices), written with
-pydicom as uncompressed int16 CT slices.
+"""A CT-sized DICOM series for timing the DICOM output writers: example_ct.nii.gz (3 mm)
+upsampled to square 0.71484375 mm pixels (512 columns, 424 rows) and 1.5 mm slices (224 axial
+slices), written with pydicom as uncompressed int16 CT slices.
 
-Run: python3 benches/dicom_seg/make_series.py OUT_FOLDER
+Run: python3 benches/dicom_output/make_series.py OUT_FOLDER
 """
 import sys
 from pathlib import Path
@@ -26,8 +26,10 @@ def main() -> None:
     data = img.get_fdata(dtype=np.float32)
     extent = np.array(data.shape) * np.array(img.header.get_zooms()[:3])
     n_slices = int(round(extent[2] / 1.5))
-    volume = zoom(data, (512 / data.shape[0], 512 / data.shape[1], n_slices / data.shape[2]), order=1)
-    spacing = [extent[0] / 512, extent[1] / 512, extent[2] / n_slices]
+    pixel = extent[0] / 512  # square pixels, as CT has them
+    rows = int(round(extent[1] / pixel))
+    volume = zoom(data, (512 / data.shape[0], rows / data.shape[1], n_slices / data.shape[2]), order=1)
+    spacing = [pixel, pixel, extent[2] / n_slices]
     study, series, frame = generate_uid(), generate_uid(), generate_uid()
     for k in range(n_slices):
         # DICOM rows run anterior -> posterior, columns right -> left (LPS +x = left).
@@ -54,7 +56,7 @@ def main() -> None:
         ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
         ds.PixelData = np.clip(np.rint(plane + 1024), -32768, 32767).astype(np.int16).tobytes()
         ds.save_as(out / f"slice_{k:04d}.dcm", enforce_file_format=True)
-    print(f"{n_slices} slices of 512x512, spacing {spacing}")
+    print(f"{n_slices} slices of {rows}x512, spacing {spacing}")
 
 
 if __name__ == "__main__":

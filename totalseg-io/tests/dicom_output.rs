@@ -1,6 +1,8 @@
-//! DICOM SEG geometry in every slice orientation, checked without the writer's own maths:
-//! the label map is a threshold of the CT values read from the series, so each frame of the
-//! SEG must be the same threshold of its source slice's stored pixels, pixel for pixel.
+//! DICOM SEG and RT-STRUCT geometry in every slice orientation, checked without the writers'
+//! own maths: the label map is a threshold of the CT values read from the series, so each
+//! frame of the SEG must be the same threshold of its source slice's stored pixels, and each
+//! RT-STRUCT point must lie on a foreground pixel of the slice it names, at that pixel's
+//! patient position.
 //! (TotalSegmentator's writer handles axial, and some coronal and sagittal series, by fixed
 //! transposes; the parity with it on a real series is in the root crate's tests.)
 
@@ -15,6 +17,7 @@ use dicom_common::{write_series, SynthSlice};
 use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 use totalseg_io::dicom::read_dicom_series;
+use totalseg_io::dicom::rtstruct::{write_rtstruct, RoiClass, RtStructCreator};
 use totalseg_io::dicom::seg::{write_dicom_seg, CodedConcept, SegCreator, SegmentClass};
 
 const ROWS: u16 = 5;
@@ -244,4 +247,150 @@ fn a_label_map_off_the_series_grid_is_refused() {
         "{err}"
     );
     assert!(!out.exists());
+}
+
+/// Every foreground pixel as its own one-point contour: a contour finder whose points the
+/// test can check one by one.
+fn pixel_contours(mask: ndarray::ArrayView2<bool>) -> Vec<Vec<[i32; 2]>> {
+    mask.indexed_iter()
+        .filter(|(_, &on)| on)
+        .map(|((r, c), _)| vec![[c as i32, r as i32]])
+        .collect()
+}
+
+fn check_rtstruct_orientation(name: &str, iop: [f64; 6], ascending: bool) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ct_dir = dir.path().join("ct");
+    series(&ct_dir, iop, ascending, true);
+    let ct = read_dicom_series(&ct_dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let labels = ct.data.mapv(|hu| label_of(hu + 1024.0));
+    let classes = [
+        RoiClass {
+            label: 1,
+            name: "low".into(),
+            color: [1, 2, 3],
+        },
+        RoiClass {
+            label: 2,
+            name: "absent".into(),
+            color: [4, 5, 6],
+        },
+        RoiClass {
+            label: 3,
+            name: "high".into(),
+            color: [7, 8, 9],
+        },
+    ];
+    let creator = RtStructCreator {
+        manufacturer: "test".into(),
+        model_name: "test".into(),
+    };
+    let written = write_rtstruct(
+        &dir.path().join("rt.dcm"),
+        labels.view(),
+        &ct.affine,
+        &ct_dir,
+        &classes,
+        &pixel_contours,
+        &creator,
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(written.rois, 2, "{name}");
+    let rt = OpenFileOptions::new()
+        .open_file(&written.path)
+        .expect("reads back");
+    let rois = rt
+        .element(tags::ROI_CONTOUR_SEQUENCE)
+        .expect("rois")
+        .items()
+        .expect("items")
+        .to_vec();
+    let roi_labels = [1u8, 3];
+    let normal = cross([iop[0], iop[1], iop[2]], [iop[3], iop[4], iop[5]]);
+    let step = if ascending { 2.5 } else { -2.5 };
+    let mut points = 0;
+    for (roi, label) in rois.iter().zip(roi_labels) {
+        for contour in roi
+            .element(tags::CONTOUR_SEQUENCE)
+            .expect("contours")
+            .items()
+            .expect("items")
+        {
+            let uid = contour
+                .element(tags::CONTOUR_IMAGE_SEQUENCE)
+                .expect("image")
+                .items()
+                .expect("items")[0]
+                .element(tags::REFERENCED_SOP_INSTANCE_UID)
+                .expect("uid")
+                .to_str()
+                .expect("text")
+                .trim_end_matches('\0')
+                .to_string();
+            let k: usize = uid
+                .rsplit('.')
+                .next()
+                .expect("suffix")
+                .parse::<usize>()
+                .expect("number")
+                - 1;
+            let data: Vec<f64> = contour
+                .element(tags::CONTOUR_DATA)
+                .expect("data")
+                .to_multi_float64()
+                .expect("numbers");
+            assert_eq!(data.len(), 3, "{name}: one point per contour here");
+            let p = [data[0], data[1], data[2]];
+            // Which pixel of slice k is at p: solve p = ipp_k + x * 0.75 * row + y * 0.5 * col.
+            let ipp: [f64; 3] =
+                std::array::from_fn(|a| [-30.0, 12.0, 40.0][a] + k as f64 * step * normal[a]);
+            let d: [f64; 3] = std::array::from_fn(|a| p[a] - ipp[a]);
+            let x = (d[0] * iop[0] + d[1] * iop[1] + d[2] * iop[2]) / 0.75;
+            let y = (d[0] * iop[3] + d[1] * iop[4] + d[2] * iop[5]) / 0.5;
+            let off_plane = d[0] * normal[0] + d[1] * normal[1] + d[2] * normal[2];
+            assert!(
+                off_plane.abs() < 1e-3,
+                "{name}: point {p:?} is {off_plane} mm off slice {k}"
+            );
+            let (xr, yr) = (x.round(), y.round());
+            assert!(
+                (x - xr).abs() < 1e-3 && (y - yr).abs() < 1e-3,
+                "{name}: point {p:?} is not on a pixel"
+            );
+            let stored_value = stored(yr as usize, xr as usize, k);
+            assert_eq!(
+                label_of(f32::from(stored_value)),
+                label,
+                "{name}: pixel ({yr}, {xr}) of slice {k}"
+            );
+            points += 1;
+        }
+    }
+    // Every labelled pixel of every slice has its point.
+    let expected = (0..SLICES)
+        .flat_map(|k| {
+            (0..usize::from(ROWS))
+                .flat_map(move |r| (0..usize::from(COLUMNS)).map(move |c| (r, c, k)))
+        })
+        .filter(|&(r, c, k)| label_of(f32::from(stored(r, c, k))) != 0)
+        .count();
+    assert_eq!(points, expected, "{name}");
+}
+
+#[test]
+fn rtstruct_points_are_their_source_pixels_in_every_orientation() {
+    let s = 0.5f64.sqrt();
+    for (name, iop, ascending) in [
+        ("axial", [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], true),
+        (
+            "axial_flipped_descending",
+            [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0],
+            false,
+        ),
+        ("coronal", [1.0, 0.0, 0.0, 0.0, 0.0, -1.0], true),
+        ("sagittal", [0.0, 1.0, 0.0, 0.0, 0.0, -1.0], true),
+        ("oblique_axial", [s, s, 0.0, -s, s, 0.0], true),
+    ] {
+        check_rtstruct_orientation(name, iop, ascending);
+    }
 }
