@@ -91,7 +91,7 @@ pub fn save_segmentation(
 /// use totalsegmentator::{output::save_dicom_seg, SegmenterBuilder};
 /// let series = Path::new("ct_series/");
 /// let ct = totalseg_io::read_image(series)?;
-/// let mut segmenter = SegmenterBuilder::new("total").fast(true).build()?;
+/// let segmenter = SegmenterBuilder::new("total").fast(true).build()?;
 /// let segmentation = segmenter.segment(&ct)?;
 /// let written = save_dicom_seg(&segmentation, series, Path::new("seg.dcm"))?;
 /// println!("{} segments in {} frames", written.segments, written.frames);
@@ -155,7 +155,7 @@ pub fn save_dicom_seg(
 /// use totalsegmentator::{output::save_dicom_rtstruct, SegmenterBuilder};
 /// let series = Path::new("ct_series/");
 /// let ct = totalseg_io::read_image(series)?;
-/// let mut segmenter = SegmenterBuilder::new("total").fast(true).build()?;
+/// let segmenter = SegmenterBuilder::new("total").fast(true).build()?;
 /// let segmentation = segmenter.segment(&ct)?;
 /// let written = save_dicom_rtstruct(&segmentation, series, Path::new("rtstruct.dcm"))?;
 /// println!("{} ROIs, {} contours", written.rois, written.contours);
