@@ -10,7 +10,7 @@
 //!
 //! Coordinates use rt_utils' pixel-to-patient matrix: the first slice's position, the
 //! in-plane steps and the mean slice step, each entry rounded to float32, applied in
-//! float64. Unlike rt_utils, a column step uses the column spacing (PixelSpacing[1]) and a
+//! float64. Unlike rt_utils, a column step uses the column spacing (`PixelSpacing[1]`) and a
 //! row step the row spacing; the two agree for square pixels.
 
 use std::path::{Path, PathBuf};
