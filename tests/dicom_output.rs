@@ -9,8 +9,7 @@
 //! dates and times, and the software that wrote it.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use dicom_core::value::Value;
 use dicom_core::Tag;
@@ -122,6 +121,26 @@ fn differences(a: &InMemDicomObject, b: &InMemDicomObject, skip: &[Tag], at: &st
     out
 }
 
+/// Fails on a different SOP class or transfer syntax, or listing every difference of the
+/// data sets but those under `skip`.
+fn assert_same_except(official: &DefaultDicomObject, ours: &DefaultDicomObject, skip: &[Tag]) {
+    assert_eq!(
+        ours.meta().media_storage_sop_class_uid(),
+        official.meta().media_storage_sop_class_uid()
+    );
+    assert_eq!(
+        ours.meta().transfer_syntax(),
+        official.meta().transfer_syntax()
+    );
+    let diffs = differences(official, ours, skip, "");
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
 #[test]
 fn dicom_seg_equals_the_official_one_for_the_same_labels() {
     let official = official("example_ct_dicom_fast_seg.dcm.gz");
@@ -133,14 +152,6 @@ fn dicom_seg_equals_the_official_one_for_the_same_labels() {
     let ours = OpenFileOptions::new()
         .open_file(&path)
         .expect("our SEG reads back");
-    assert_eq!(
-        ours.meta().media_storage_sop_class_uid(),
-        official.meta().media_storage_sop_class_uid()
-    );
-    assert_eq!(
-        ours.meta().transfer_syntax(),
-        official.meta().transfer_syntax()
-    );
 
     // New per run, or naming the software that wrote the file.
     let per_run = [
@@ -154,13 +165,7 @@ fn dicom_seg_equals_the_official_one_for_the_same_labels() {
         tags::DIMENSION_ORGANIZATION_UID,
         tags::CONTRIBUTING_EQUIPMENT_SEQUENCE,
     ];
-    let diffs = differences(&official, &ours, &per_run, "");
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    assert_same_except(&official, &ours, &per_run);
 
     // The source's acquisition equipment is kept (highdicom's first item), then the writer.
     let equipment = |o: &InMemDicomObject| -> Vec<InMemDicomObject> {
@@ -224,14 +229,6 @@ fn rtstruct_equals_the_official_one_for_the_same_labels() {
     let ours = OpenFileOptions::new()
         .open_file(&written.path)
         .expect("reads back");
-    assert_eq!(
-        ours.meta().media_storage_sop_class_uid(),
-        official.meta().media_storage_sop_class_uid()
-    );
-    assert_eq!(
-        ours.meta().transfer_syntax(),
-        official.meta().transfer_syntax()
-    );
     let contours = official
         .element(tags::ROI_CONTOUR_SEQUENCE)
         .expect("contours")
@@ -259,13 +256,7 @@ fn rtstruct_equals_the_official_one_for_the_same_labels() {
         tags::MANUFACTURER_MODEL_NAME,
         tags::INSTITUTION_NAME,
     ];
-    let diffs = differences(&official, &ours, &per_run, "");
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
+    assert_same_except(&official, &ours, &per_run);
 }
 
 /// A folder as the output: the file is named after the new series' UID, as highdicom does.
@@ -322,102 +313,4 @@ fn dicom_seg_errors_name_the_problem_and_write_nothing() {
     .expect_err("no series");
     assert!(err.to_string().contains("no_series"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
-}
-
-fn totalseg(input: &Path, output: &Path, args: &[&str], work: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_totalseg"))
-        .arg("-i")
-        .arg(input)
-        .arg("-o")
-        .arg(output)
-        .args(args)
-        .arg("--weights-dir")
-        .arg(repo().join("fixtures/pipeline/weights"))
-        .arg("--offline")
-        .arg("-q")
-        .env("TOTALSEG_HOME_DIR", work.join("home"))
-        .env_remove("TOTALSEG_WEIGHTS_PATH")
-        .output()
-        .expect("run totalseg")
-}
-
-/// `-ot nifti dicom_seg dicom_rtstruct`: the three files, named as nnunet.py names them,
-/// holding the same structures.
-#[test]
-fn cli_writes_nifti_seg_and_rtstruct_side_by_side() {
-    let work = tempfile::tempdir().expect("tmp");
-    let out = totalseg(
-        &series(),
-        &work.path().join("out/ct.nii.gz"),
-        &[
-            "--fast",
-            "-ot",
-            "nifti,dicom_seg",
-            "dicom_rtstruct",
-            "--statistics",
-        ],
-        work.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let folder = work.path().join("out");
-    let nifti = folder.join("ct.nii.gz");
-    let seg = folder.join("ct_seg.dcm");
-    let rt = folder.join("ct_rtstruct.dcm");
-    assert!(nifti.is_file() && seg.is_file() && rt.is_file());
-    // DICOM output makes the NIfTI multilabel (nnunet.py forces multilabel_image).
-    let labels = read_label_map(&nifti).expect("multilabel NIfTI");
-    let present = {
-        let mut p: Vec<u8> = labels.labels.iter().copied().filter(|&v| v != 0).collect();
-        p.sort_unstable();
-        p.dedup();
-        p.len()
-    };
-    let seg = OpenFileOptions::new().open_file(&seg).expect("SEG");
-    let segments = seg
-        .element(tags::SEGMENT_SEQUENCE)
-        .expect("segments")
-        .items()
-        .expect("items")
-        .len();
-    assert_eq!(segments, present);
-    let rt = OpenFileOptions::new().open_file(&rt).expect("RT-STRUCT");
-    let rois = rt
-        .element(tags::STRUCTURE_SET_ROI_SEQUENCE)
-        .expect("rois")
-        .items()
-        .expect("items")
-        .len();
-    assert_eq!(rois, present);
-    // Statistics go next to the outputs (the output file's folder).
-    assert!(folder.join("statistics.json").is_file());
-}
-
-#[test]
-fn cli_refuses_dicom_output_for_a_nifti_input() {
-    let work = tempfile::tempdir().expect("tmp");
-    let out = totalseg(
-        &repo().join("../shared/data/totalseg-examples/example_ct_sm.nii.gz"),
-        &work.path().join("seg.dcm"),
-        &["--fast", "-ot", "dicom_seg"],
-        work.path(),
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("you also have to use a Dicom image as input"),
-        "{err}"
-    );
-    let out = totalseg(
-        &series(),
-        &work.path().join("seg.dcm"),
-        &["-ot", "png"],
-        work.path(),
-    );
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid output types: ['png']"));
-    assert!(!work.path().join("seg.dcm").exists());
 }

@@ -1,7 +1,8 @@
 //! Edge cases of the pipeline against the official tool's outputs (fixtures/pipeline_edges/,
 //! made by tools/fixtures/make_edge_fixtures.py with the synthetic-weight models of
 //! fixtures/pipeline/weights): an empty crop mask, `--save_lowres`, the body task's derived
-//! masks, DICOM input; and the inputs and tasks that must be refused with a clear error.
+//! masks, DICOM input and the DICOM output types on the command line; and the inputs and
+//! tasks that must be refused with a clear error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -486,4 +487,89 @@ fn debug_flag_prints_the_input_and_task_on_errors() {
         err.contains("missing.nii.gz") && err.contains("task total"),
         "{err}"
     );
+}
+
+/// `-ot nifti dicom_seg dicom_rtstruct`: the three files, named as nnunet.py names them,
+/// holding the same structures.
+#[test]
+fn cli_writes_nifti_seg_and_rtstruct_side_by_side() {
+    let work = tempfile::tempdir().expect("tmp");
+    let out = totalseg(
+        &shared("example_ct_dicom"),
+        &work.path().join("out/ct.nii.gz"),
+        &[
+            "--fast",
+            "-ot",
+            "nifti,dicom_seg",
+            "dicom_rtstruct",
+            "--statistics",
+        ],
+        work.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let folder = work.path().join("out");
+    let nifti = folder.join("ct.nii.gz");
+    let seg = folder.join("ct_seg.dcm");
+    let rt = folder.join("ct_rtstruct.dcm");
+    assert!(nifti.is_file() && seg.is_file() && rt.is_file());
+    // DICOM output makes the NIfTI multilabel (nnunet.py forces multilabel_image).
+    let labels = read_label_map(&nifti).expect("multilabel NIfTI");
+    let present = {
+        let mut p: Vec<u8> = labels.labels.iter().copied().filter(|&v| v != 0).collect();
+        p.sort_unstable();
+        p.dedup();
+        p.len()
+    };
+    let seg = dicom_object::OpenFileOptions::new()
+        .open_file(&seg)
+        .expect("SEG");
+    let segments = seg
+        .element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE)
+        .expect("segments")
+        .items()
+        .expect("items")
+        .len();
+    assert_eq!(segments, present);
+    let rt = dicom_object::OpenFileOptions::new()
+        .open_file(&rt)
+        .expect("RT-STRUCT");
+    let rois = rt
+        .element(dicom_dictionary_std::tags::STRUCTURE_SET_ROI_SEQUENCE)
+        .expect("rois")
+        .items()
+        .expect("items")
+        .len();
+    assert_eq!(rois, present);
+    // Statistics go next to the outputs (the output file's folder).
+    assert!(folder.join("statistics.json").is_file());
+}
+
+#[test]
+fn cli_refuses_dicom_output_for_a_nifti_input() {
+    let work = tempfile::tempdir().expect("tmp");
+    let out = totalseg(
+        &shared("example_ct_sm.nii.gz"),
+        &work.path().join("seg.dcm"),
+        &["--fast", "-ot", "dicom_seg"],
+        work.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("you also have to use a Dicom image as input"),
+        "{err}"
+    );
+    let out = totalseg(
+        &shared("example_ct_dicom"),
+        &work.path().join("seg.dcm"),
+        &["-ot", "png"],
+        work.path(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid output types: ['png']"));
+    assert!(!work.path().join("seg.dcm").exists());
 }

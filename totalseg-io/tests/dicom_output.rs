@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use dicom_common::{write_series, SynthSlice};
+use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
+use dicom_object::{InMemDicomObject, OpenFileOptions};
 use totalseg_io::dicom::read_dicom_series;
 use totalseg_io::dicom::rtstruct::{write_rtstruct, RoiClass, RtStructCreator};
 use totalseg_io::dicom::seg::{write_dicom_seg, CodedConcept, SegCreator, SegmentClass};
@@ -92,6 +93,32 @@ fn label_of(stored: f32) -> u8 {
     }
 }
 
+/// The first item of sequence `tag` of `object`.
+fn first_item(object: &InMemDicomObject, tag: Tag) -> &InMemDicomObject {
+    &object
+        .element(tag)
+        .expect("sequence")
+        .items()
+        .expect("items")[0]
+}
+
+/// The synthetic slice an image reference names: dicom_common names SOP instances by
+/// instance number, and slice k is instance k + 1.
+fn referenced_slice(reference: &InMemDicomObject) -> usize {
+    let uid = reference
+        .element(tags::REFERENCED_SOP_INSTANCE_UID)
+        .expect("uid")
+        .to_str()
+        .expect("text");
+    let instance: usize = uid
+        .trim_end_matches('\0')
+        .rsplit('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("instance number");
+    instance - 1
+}
+
 fn check_orientation(name: &str, iop: [f64; 6], ascending: bool) {
     let dir = tempfile::tempdir().expect("tmp");
     let ct_dir = dir.path().join("ct");
@@ -146,29 +173,8 @@ fn check_orientation(name: &str, iop: [f64; 6], ascending: bool) {
         )
         .parse()
         .expect("number");
-        let source = frame
-            .element(tags::DERIVATION_IMAGE_SEQUENCE)
-            .expect("derivation")
-            .items()
-            .expect("items")[0]
-            .element(tags::SOURCE_IMAGE_SEQUENCE)
-            .expect("source")
-            .items()
-            .expect("items")[0]
-            .element(tags::REFERENCED_SOP_INSTANCE_UID)
-            .expect("uid")
-            .to_str()
-            .expect("text")
-            .trim_end_matches('\0')
-            .to_string();
-        // dicom_common names SOP instances by instance number: slice k is instance k + 1.
-        let k: usize = source
-            .rsplit('.')
-            .next()
-            .expect("suffix")
-            .parse::<usize>()
-            .expect("number")
-            - 1;
+        let derivation = first_item(frame, tags::DERIVATION_IMAGE_SEQUENCE);
+        let k = referenced_slice(first_item(derivation, tags::SOURCE_IMAGE_SEQUENCE));
         let label = segment_labels[&segment];
         for p in 0..pixels {
             let bit = f * pixels + p;
@@ -316,24 +322,7 @@ fn check_rtstruct_orientation(name: &str, iop: [f64; 6], ascending: bool) {
             .items()
             .expect("items")
         {
-            let uid = contour
-                .element(tags::CONTOUR_IMAGE_SEQUENCE)
-                .expect("image")
-                .items()
-                .expect("items")[0]
-                .element(tags::REFERENCED_SOP_INSTANCE_UID)
-                .expect("uid")
-                .to_str()
-                .expect("text")
-                .trim_end_matches('\0')
-                .to_string();
-            let k: usize = uid
-                .rsplit('.')
-                .next()
-                .expect("suffix")
-                .parse::<usize>()
-                .expect("number")
-                - 1;
+            let k = referenced_slice(first_item(contour, tags::CONTOUR_IMAGE_SEQUENCE));
             let data: Vec<f64> = contour
                 .element(tags::CONTOUR_DATA)
                 .expect("data")

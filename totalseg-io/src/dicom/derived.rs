@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dicom_core::Tag;
+use dicom_core::value::{DataSetSequence, PrimitiveValue};
+use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
@@ -95,6 +96,21 @@ pub(crate) fn read_sources(series: &Path) -> Result<Vec<SourceSlice>, DicomOutpu
             })
         })
         .collect()
+}
+
+/// A text value (strings, UIDs, decimal and integer strings).
+pub(crate) fn text(value: &str) -> PrimitiveValue {
+    PrimitiveValue::from(value)
+}
+
+/// A data element.
+pub(crate) fn element(tag: Tag, vr: VR, value: PrimitiveValue) -> DataElement<InMemDicomObject> {
+    DataElement::new(tag, vr, value)
+}
+
+/// A sequence of `items`.
+pub(crate) fn sequence(tag: Tag, items: Vec<InMemDicomObject>) -> DataElement<InMemDicomObject> {
+    DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
 }
 
 /// Each source slice's labels as a `(rows, columns)` plane, read from `labels` (with

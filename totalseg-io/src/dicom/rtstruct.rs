@@ -15,8 +15,8 @@
 
 use std::path::{Path, PathBuf};
 
-use dicom_core::value::{DataSetSequence, PrimitiveValue};
-use dicom_core::{DataElement, Tag, VR};
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
@@ -24,8 +24,8 @@ use ndarray::{Array2, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
 use super::derived::{
-    label_planes, new_uid, now_da_tm, read_sources, source_text, write_atomically,
-    DicomOutputError, SourceSlice,
+    element, label_planes, new_uid, now_da_tm, read_sources, sequence, source_text, text,
+    write_atomically, DicomOutputError, SourceSlice,
 };
 use crate::nifti::Affine;
 
@@ -241,18 +241,6 @@ pub fn write_rtstruct(
         rois: rois.len(),
         contours: contours.iter().map(Vec::len).sum(),
     })
-}
-
-fn text(value: &str) -> PrimitiveValue {
-    PrimitiveValue::from(value)
-}
-
-fn element(tag: Tag, vr: VR, value: PrimitiveValue) -> DataElement<InMemDicomObject> {
-    DataElement::new(tag, vr, value)
-}
-
-fn sequence(tag: Tag, items: Vec<InMemDicomObject>) -> DataElement<InMemDicomObject> {
-    DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
 }
 
 /// An image reference: the slice's SOP Class and Instance UIDs as the file has them.

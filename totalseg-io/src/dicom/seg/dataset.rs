@@ -1,13 +1,13 @@
 //! The Segmentation IOD's attributes, laid out as highdicom 0.28 lays them out for
 //! TotalSegmentator, and the atomic file write.
 
-use dicom_core::value::{DataSetSequence, PrimitiveValue, C};
+use dicom_core::value::{PrimitiveValue, C};
 use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 
 use super::{SegCreator, SegmentClass};
-use crate::dicom::derived::{new_uid, now_da_tm, source_text};
+use crate::dicom::derived::{element, new_uid, now_da_tm, sequence, source_text, text};
 
 /// Segmentation Storage (binary and fractional).
 const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
@@ -36,18 +36,6 @@ pub struct SegContent<'a> {
 pub struct SegObject {
     pub object: InMemDicomObject,
     pub series_uid: String,
-}
-
-fn text(value: &str) -> PrimitiveValue {
-    PrimitiveValue::from(value)
-}
-
-fn element(tag: Tag, vr: VR, value: PrimitiveValue) -> DataElement<InMemDicomObject> {
-    DataElement::new(tag, vr, value)
-}
-
-fn sequence(tag: Tag, items: Vec<InMemDicomObject>) -> DataElement<InMemDicomObject> {
-    DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
 }
 
 fn code_item(value: &str, scheme: &str, meaning: &str) -> InMemDicomObject {
