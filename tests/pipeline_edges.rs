@@ -446,10 +446,6 @@ fn official_flags_we_do_not_implement_fail_naming_the_flag() {
             &["-sp", "probs.npz"][..],
             "option --save_probabilities is not supported",
         ),
-        (
-            &["-t", "project7"][..],
-            "option --nora_tag is not supported",
-        ),
         (&["--test", "1"][..], "option --test is not supported"),
     ] {
         let err = run_failing(&shared("example_ct_sm.nii.gz"), args, work.path());
@@ -572,4 +568,84 @@ fn cli_refuses_dicom_output_for_a_nifti_input() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid output types: ['png']"));
     assert!(!work.path().join("seg.dcm").exists());
+}
+
+/// `--nora_tag`: each written NIfTI file is added to the NORA project, the multilabel file as
+/// an atlas and per-class files as masks, as TotalSegmentator calls NORA; a missing NORA
+/// client is a warning, not a failure.
+#[test]
+fn nora_tag_adds_the_written_files_to_the_project() {
+    let work = tempfile::tempdir().expect("tmp");
+    let log = work.path().join("nora.log");
+    let fake = work.path().join("nora");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .expect("script");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let ct = shared("example_ct_sm.nii.gz");
+    let run = |output: &Path, args: &[&str], nora: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_totalseg"))
+            .arg("-i")
+            .arg(&ct)
+            .arg("-o")
+            .arg(output)
+            .args(args)
+            .args(["--weights-dir"])
+            .arg(repo().join("fixtures/pipeline/weights"))
+            .args(["--offline", "-q", "-t", "project7"])
+            .env("TOTALSEG_HOME_DIR", work.path().join("home"))
+            .env("TOTALSEG_NORA_BIN", nora)
+            .env_remove("TOTALSEG_WEIGHTS_PATH")
+            .output()
+            .expect("totalseg runs")
+    };
+    let ml = work.path().join("seg.nii.gz");
+    let out = run(&ml, &["--fast", "--ml"], &fake);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let per_class = work.path().join("segs");
+    let out = run(
+        &per_class,
+        &["--fast", "--roi_subset", "liver", "spleen"],
+        &fake,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .expect("nora was called")
+        .lines()
+        .map(String::from)
+        .collect();
+    let add =
+        |file: &Path, tag: &str| format!("-p project7 --add {} --addtag {tag}", file.display());
+    assert_eq!(
+        lines,
+        vec![
+            add(&ml, "atlas"),
+            // In class order, as the official per-class loop: spleen is 1, liver 5.
+            add(&per_class.join("spleen.nii.gz"), "mask"),
+            add(&per_class.join("liver.nii.gz"), "mask"),
+        ]
+    );
+    // No NORA client: the output is written and the run succeeds, with a warning.
+    let out = run(
+        &work.path().join("again.nii.gz"),
+        &["--fast", "--ml"],
+        &work.path().join("missing"),
+    );
+    assert!(out.status.success());
+    assert!(work.path().join("again.nii.gz").is_file());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--nora_tag: could not run"));
 }

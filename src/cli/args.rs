@@ -166,7 +166,7 @@ pub struct SegmentArgs {
     /// masks from it either (crop masks come from its own crop model).
     #[arg(long = "crop_path", value_name = "directory")]
     pub crop_path: Option<PathBuf>,
-    /// Tag the outputs in a NORA PACS project (only the default, None: NORA is not supported).
+    /// Add the written NIfTI files to this NORA project (`nora -p <tag> --add <file>`); None: don't.
     #[arg(short = 't', long = "nora_tag", default_value = "None")]
     pub nora_tag: String,
     /// Output type(s): nifti, dicom_seg, dicom_rtstruct (the DICOM types need a DICOM input).
@@ -244,12 +244,7 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
 /// The first option on the command line that `totalseg` cannot honour, and why: a clear
 /// error instead of a silently different result.
 pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> {
-    let reasons: [(bool, &'static str, &str); 5] = [
-        (
-            args.nora_tag != "None",
-            "--nora_tag",
-            "tagging outputs in a NORA PACS is not implemented",
-        ),
+    let reasons: [(bool, &'static str, &str); 4] = [
         (
             args.preview,
             "--preview",

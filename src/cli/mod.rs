@@ -1,4 +1,5 @@
 pub mod allocator;
 pub mod args;
+pub mod nora;
 pub mod report;
 pub mod run;

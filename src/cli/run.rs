@@ -15,6 +15,7 @@ use super::args::{
     parse_output_types, unsupported_option, Cli, Command, DownloadArgs, OutputType, SegmentArgs,
     WeightsAction, WeightsLocationArgs,
 };
+use super::nora::{add_to_nora, NoraTag};
 use super::report::{python_absolute, RunReport};
 use crate::builder::{Device, SegmenterBuilder};
 use crate::error::SegmentError;
@@ -222,6 +223,17 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
                 args.nr_thr_saving.max(1),
             )
         })?;
+        // TotalSegmentator tags only what its single-type NIfTI branch writes (not the
+        // derived body/skin masks).
+        if args.nora_tag != "None" && output_types == [OutputType::Nifti] {
+            let tag = match layout {
+                OutputLayout::Multilabel => NoraTag::Atlas,
+                OutputLayout::PerClass => NoraTag::Mask,
+            };
+            for warning in add_to_nora(&args.nora_tag, &written, tag) {
+                eprintln!("{warning}");
+            }
+        }
         let derives = segmenter.task().postprocessing.derived_body_masks;
         if writes_derived_body_masks(&segmentation, derives, layout, args.no_derived_masks) {
             if !quiet {
