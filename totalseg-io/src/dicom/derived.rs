@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::error::DicomError;
 use super::read::series_slices;
-use super::seg::frames::{locate_slice, SliceGeometry};
+use super::slice_grid::{locate_slice, SliceGeometry};
 use crate::nifti::Affine;
 
 /// Why a DICOM output (SEG or RT-STRUCT) could not be written.
@@ -96,6 +96,17 @@ pub(crate) fn read_sources(series: &Path) -> Result<Vec<SourceSlice>, DicomOutpu
             })
         })
         .collect()
+}
+
+/// Which label values occur in `planes`.
+pub(crate) fn labels_present(planes: &[Array2<u8>]) -> [bool; 256] {
+    let mut present = [false; 256];
+    for plane in planes {
+        for &v in plane {
+            present[usize::from(v)] = true;
+        }
+    }
+    present
 }
 
 /// A text value (strings, UIDs, decimal and integer strings).

@@ -17,6 +17,7 @@ mod read;
 pub mod rtstruct;
 pub mod seg;
 mod slice;
+mod slice_grid;
 
 pub use derived::{new_uid, DicomOutputError};
 pub use error::{DicomError, DicomErrorKind};

@@ -24,8 +24,8 @@ use ndarray::{Array2, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
 use super::derived::{
-    element, label_planes, new_uid, now_da_tm, read_sources, sequence, source_text, text,
-    write_atomically, DicomOutputError, SourceSlice,
+    element, label_planes, labels_present, new_uid, now_da_tm, read_sources, sequence, source_text,
+    text, write_atomically, DicomOutputError, SourceSlice,
 };
 use crate::nifti::Affine;
 
@@ -186,12 +186,7 @@ pub fn write_rtstruct(
     let sorted_planes: Vec<&Array2<u8>> = order.iter().map(|&i| &planes[i]).collect();
     let matrix = PixelToPatient::new(&sorted, normal);
 
-    let mut present = [false; 256];
-    for plane in &planes {
-        for &v in plane.iter() {
-            present[usize::from(v)] = true;
-        }
-    }
+    let present = labels_present(&planes);
     let rois: Vec<&RoiClass> = classes
         .iter()
         .filter(|c| c.label != 0 && present[usize::from(c.label)])

@@ -12,7 +12,7 @@
 //! the label map's affine), so any slice orientation comes out right.
 
 mod dataset;
-pub(crate) mod frames;
+mod frames;
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,9 @@ use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 use ndarray::ArrayView3;
 
-use super::derived::{label_planes, read_sources, write_atomically, DicomOutputError};
+use super::derived::{
+    label_planes, labels_present, read_sources, write_atomically, DicomOutputError,
+};
 use crate::nifti::Affine;
 
 use frames::{distance_along, highdicom_normal, plane_order, regular_spacing, BitPacker};
@@ -114,12 +116,7 @@ pub fn write_dicom_seg(
     let sources = read_sources(series)?;
     let planes = label_planes(&sources, labels, affine, series)?;
 
-    let mut present = [false; 256];
-    for plane in &planes {
-        for &v in plane {
-            present[usize::from(v)] = true;
-        }
-    }
+    let present = labels_present(&planes);
     let segments: Vec<&SegmentClass> = classes
         .iter()
         .filter(|c| c.label != 0 && present[usize::from(c.label)])
