@@ -383,3 +383,26 @@ fn rtstruct_points_are_their_source_pixels_in_every_orientation() {
         check_rtstruct_orientation(name, iop, ascending);
     }
 }
+
+/// A SEG written into its own series folder (a second run on the same folder) is not taken
+/// for a slice: the series reads back the same.
+#[test]
+fn a_seg_inside_the_series_folder_is_skipped_when_reading() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ct_dir = dir.path().join("ct");
+    series(&ct_dir, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], true, false);
+    let ct = read_dicom_series(&ct_dir).expect("series");
+    let labels = ct.data.mapv(|hu| label_of(hu + 1024.0));
+    write_dicom_seg(
+        &ct_dir.join("seg.dcm"),
+        labels.view(),
+        &ct.affine,
+        &ct_dir,
+        &[class(1, "low"), class(3, "high")],
+        &creator(),
+    )
+    .expect("SEG into the folder");
+    let again = read_dicom_series(&ct_dir).expect("the folder still reads");
+    assert_eq!(again.data, ct.data);
+    assert_eq!(again.affine, ct.affine);
+}

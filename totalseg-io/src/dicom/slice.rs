@@ -98,6 +98,12 @@ pub fn read_slice_header(path: &Path) -> Result<HeaderOutcome, DicomErrorKind> {
         attribute,
         detail,
     };
+    // A segmentation stored with its series (e.g. our own `-ot dicom_seg` output written into
+    // the series folder) is not an image of the series. dicom2nifti does not skip it and
+    // fails on its missing ImagePositionPatient; skipping it lets such a folder be read again.
+    if text(&obj, tags::MODALITY).as_deref() == Some("SEG") {
+        return Ok(HeaderOutcome::NotImaging);
+    }
     let frames = match obj.element_opt(tags::NUMBER_OF_FRAMES).ok().flatten() {
         Some(e) => e
             .to_int::<i64>()
