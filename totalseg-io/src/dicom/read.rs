@@ -31,6 +31,9 @@ const XYZT_UNITS_MM: u8 = 2;
 ///   orientation, stacking along their normal (no gantry tilt) and a constant slice
 ///   increment (dicom2nifti's tolerances); localizers (ImageType LOCALIZER, CT PROJECTION
 ///   IMAGE, orientation groups under 4 slices) and exact duplicates are dropped;
+/// - files that are not images of the series are skipped: those without position and
+///   orientation (an RT-STRUCT, as dicom2nifti skips it) and DICOM SEG objects (such as an
+///   earlier `-ot dicom_seg` output written into the folder, on which dicom2nifti fails);
 /// - voxels are the modality values (RescaleSlope/RescaleIntercept applied in float64);
 /// - the image is stored in LAS order with dicom2nifti's affine, rounded to float32 as the
 ///   NIfTI sform stores it; the header is the one nibabel writes for it.
