@@ -90,17 +90,9 @@ pub(crate) fn interpolate_rows<T, S, P, V>(
                         for (p, v) in products.iter_mut().zip(row) {
                             *p = (v.to_f64() * wa) * wb;
                         }
-                        match p2.taps {
-                            1 => accumulate_products::<1>(&mut acc, &products, idx2, w2),
-                            2 => accumulate_products::<2>(&mut acc, &products, idx2, w2),
-                            _ => accumulate_products::<4>(&mut acc, &products, idx2, w2),
-                        }
+                        accumulate(p2.taps, &mut acc, idx2, w2, |i| products[i]);
                     } else {
-                        match p2.taps {
-                            1 => accumulate_row::<T, 1>(&mut acc, row, idx2, w2, wa, wb),
-                            2 => accumulate_row::<T, 2>(&mut acc, row, idx2, w2, wa, wb),
-                            _ => accumulate_row::<T, 4>(&mut acc, row, idx2, w2, wa, wb),
-                        }
+                        accumulate(p2.taps, &mut acc, idx2, w2, |i| (row[i].to_f64() * wa) * wb);
                     }
                 }
             }
@@ -109,35 +101,29 @@ pub(crate) fn interpolate_rows<T, S, P, V>(
     });
 }
 
+/// Adds `value(input index) * weight` over the last axis' taps to each output of `acc`
+/// (`value` is `(v * wa) * wb`, computed here or taken from the premultiplied row).
 #[inline(always)]
-fn accumulate_row<T: Voxel, const TAPS2: usize>(
+fn accumulate(
+    taps: usize,
     acc: &mut [f64],
-    row: &[T],
     idx2: &[usize],
     w2: &[f64],
-    wa: f64,
-    wb: f64,
+    value: impl Fn(usize) -> f64,
 ) {
-    for ((t, idx), w) in acc
-        .iter_mut()
-        .zip(idx2.chunks_exact(TAPS2))
-        .zip(w2.chunks_exact(TAPS2))
-    {
-        let mut sum = *t;
-        for tc in 0..TAPS2 {
-            sum += ((row[idx[tc]].to_f64() * wa) * wb) * w[tc];
-        }
-        *t = sum;
+    match taps {
+        1 => accumulate_taps::<1>(acc, idx2, w2, value),
+        2 => accumulate_taps::<2>(acc, idx2, w2, value),
+        _ => accumulate_taps::<4>(acc, idx2, w2, value),
     }
 }
 
-/// [`accumulate_row`] with each `(value * wa) * wb` already computed.
 #[inline(always)]
-fn accumulate_products<const TAPS2: usize>(
+fn accumulate_taps<const TAPS2: usize>(
     acc: &mut [f64],
-    products: &[f64],
     idx2: &[usize],
     w2: &[f64],
+    value: impl Fn(usize) -> f64,
 ) {
     for ((t, idx), w) in acc
         .iter_mut()
@@ -146,7 +132,7 @@ fn accumulate_products<const TAPS2: usize>(
     {
         let mut sum = *t;
         for tc in 0..TAPS2 {
-            sum += products[idx[tc]] * w[tc];
+            sum += value(idx[tc]) * w[tc];
         }
         *t = sum;
     }
