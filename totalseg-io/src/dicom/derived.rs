@@ -10,9 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, Tag, VR};
-use dicom_dictionary_std::tags;
 use dicom_object::meta::FileMetaTableBuilder;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::InMemDicomObject;
 use ndarray::{Array2, ArrayView3};
 use rayon::prelude::*;
 
@@ -70,20 +69,14 @@ pub(crate) struct SourceSlice {
 /// The series' slices (as the volume was built from them) with their attributes.
 pub(crate) fn read_sources(series: &Path) -> Result<Vec<SourceSlice>, DicomOutputError> {
     series_slices(series)?
-        .into_par_iter()
+        .into_iter()
         .map(|slice| {
-            let source = |message: String| DicomOutputError::Source {
-                file: slice.file.clone(),
-                message,
-            };
             let pixel_spacing = slice
                 .pixel_spacing
-                .ok_or_else(|| source("no PixelSpacing".into()))?;
-            let header = OpenFileOptions::new()
-                .read_until(tags::PIXEL_DATA)
-                .open_file(&slice.file)
-                .map_err(|e| source(e.to_string()))?
-                .into_inner();
+                .ok_or_else(|| DicomOutputError::Source {
+                    file: slice.file.clone(),
+                    message: "no PixelSpacing".into(),
+                })?;
             Ok(SourceSlice {
                 geometry: SliceGeometry {
                     position: slice.position,
@@ -92,7 +85,7 @@ pub(crate) fn read_sources(series: &Path) -> Result<Vec<SourceSlice>, DicomOutpu
                     size: [slice.rows as usize, slice.columns as usize],
                 },
                 file: slice.file,
-                header,
+                header: slice.attributes,
             })
         })
         .collect()

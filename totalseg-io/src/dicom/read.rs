@@ -123,7 +123,7 @@ fn select_slices(folder: &Path) -> Result<(Vec<SliceHeader>, CachedValues), Dico
     }
     let orientations: Vec<[f64; 6]> = slices.iter().map(|s| s.orientation).collect();
     let kept = drop_orientation_outliers(&orientations);
-    let mut slices: Vec<SliceHeader> = kept.into_iter().map(|i| slices[i].clone()).collect();
+    let mut slices = pick(slices, &kept);
     check_single_series(&slices)?;
     if slices.len() <= 3 {
         return Err(DicomErrorKind::TooFewSlices {
@@ -143,7 +143,7 @@ fn select_slices(folder: &Path) -> Result<(Vec<SliceHeader>, CachedValues), Dico
     // Sort, then drop exact duplicates (same position and pixels).
     let positions: Vec<[f64; 3]> = slices.iter().map(|s| s.position).collect();
     let order = sort_order(&positions);
-    slices = order.into_iter().map(|i| slices[i].clone()).collect();
+    slices = pick(slices, &order);
     let mut values: Vec<Option<Vec<f64>>> = vec![None; slices.len()];
     let mut keep = vec![true; slices.len()];
     let mut first_at: HashMap<[u64; 3], usize> = HashMap::new();
@@ -274,6 +274,13 @@ fn volume_from_slices(
         header,
         source: Some(folder.to_path_buf()),
     })
+}
+
+/// `items[i]` for each index `i` of `indices` (a selection or reordering, each index at most
+/// once), moved rather than cloned.
+fn pick<T>(items: Vec<T>, indices: &[usize]) -> Vec<T> {
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    indices.iter().filter_map(|&i| slots[i].take()).collect()
 }
 
 /// Every file under `folder` (recursively), sorted by path.

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
 
 use super::error::DicomErrorKind;
@@ -72,6 +72,9 @@ pub struct SliceHeader {
     pub rescale: Option<(f64, f64)>,
     /// A Modality LUT Sequence is present.
     pub modality_lut_sequence: bool,
+    /// Every attribute of the file up to the pixel data, for outputs that copy the
+    /// series' patient and study attributes (DICOM SEG, RT-STRUCT).
+    pub attributes: InMemDicomObject,
 }
 
 /// What reading a file's header gave.
@@ -234,6 +237,8 @@ pub fn read_slice_header(path: &Path) -> Result<HeaderOutcome, DicomErrorKind> {
             .ok()
             .flatten()
             .is_some(),
+        // Last: the fields above are read from `obj` before it moves here.
+        attributes: obj.into_inner(),
     })))
 }
 
