@@ -288,12 +288,24 @@ fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
 
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+/// `a x b`.
+pub(crate) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [
         a[1] * b[2] - a[2] * b[1],
         a[2] * b[0] - a[0] * b[2],
         a[0] * b[1] - a[1] * b[0],
     ]
+}
+
+/// `a . b`, summed left to right.
+pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// The slice normal of an ImageOrientationPatient: row direction x column direction.
+pub(crate) fn slice_normal(orientation: &[f64; 6]) -> [f64; 3] {
+    let [r0, r1, r2, c0, c1, c2] = *orientation;
+    cross([r0, r1, r2], [c0, c1, c2])
 }
 
 fn norm(a: [f64; 3]) -> f64 {

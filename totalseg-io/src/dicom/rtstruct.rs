@@ -27,6 +27,7 @@ use super::derived::{
     element, label_planes, labels_present, new_uid, now_da_tm, read_sources, sequence, source_text,
     text, write_atomically, DicomOutputError, SourceSlice,
 };
+use super::geometry::{dot, slice_normal};
 use crate::nifti::Affine;
 
 /// RT Structure Set Storage.
@@ -109,10 +110,6 @@ impl PixelToPatient {
     }
 }
 
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
 /// Python's `repr(float)`: the shortest digits that read back, `.0` on whole numbers,
 /// exponent form below 1e-4 and from 1e16 (what pydicom writes for a float DS value).
 pub fn python_float_repr(v: f64) -> String {
@@ -171,12 +168,7 @@ pub fn write_rtstruct(
     let sources = read_sources(series)?;
     let planes = label_planes(&sources, labels, affine, series)?;
     // rt_utils sorts the slices by their position along row x column.
-    let o = sources[0].geometry.orientation;
-    let normal = [
-        o[1] * o[5] - o[2] * o[4],
-        o[2] * o[3] - o[0] * o[5],
-        o[0] * o[4] - o[1] * o[3],
-    ];
+    let normal = slice_normal(&sources[0].geometry.orientation);
     let mut order: Vec<usize> = (0..sources.len()).collect();
     order.sort_by(|&a, &b| {
         dot(normal, sources[a].geometry.position)

@@ -1,20 +1,13 @@
 //! The frames of a DICOM SEG: the order highdicom gives the planes, its slice spacing and
 //! decimal strings, and the bit packing.
 
-/// highdicom's slice normal: column direction x row direction (its "DR" index convention),
-/// i.e. the negated row x column cross product.
-pub fn highdicom_normal(orientation: &[f64; 6]) -> [f64; 3] {
-    let (r, c) = (&orientation[..3], &orientation[3..]);
-    [
-        c[1] * r[2] - c[2] * r[1],
-        c[2] * r[0] - c[0] * r[2],
-        c[0] * r[1] - c[1] * r[0],
-    ]
-}
+use crate::dicom::geometry::cross;
 
-/// Signed distance of `position` along `normal` (`normal @ position`, left to right).
-pub fn distance_along(normal: &[f64; 3], position: &[f64; 3]) -> f64 {
-    normal[0] * position[0] + normal[1] * position[1] + normal[2] * position[2]
+/// highdicom's slice normal: column direction x row direction (its "DR" index convention),
+/// i.e. the negated [`slice_normal`](crate::dicom::geometry).
+pub fn highdicom_normal(orientation: &[f64; 6]) -> [f64; 3] {
+    let [r0, r1, r2, c0, c1, c2] = *orientation;
+    cross([c0, c1, c2], [r0, r1, r2])
 }
 
 /// The order highdicom gives the planes (`np.unique(distances, return_index=True)`):
@@ -109,7 +102,7 @@ mod tests {
         let z = [-804.5, -802.5, -766.5];
         let d: Vec<f64> = z
             .iter()
-            .map(|&z| distance_along(&normal, &[0.0, 0.0, z]))
+            .map(|&z| crate::dicom::geometry::dot(normal, [0.0, 0.0, z]))
             .collect();
         assert_eq!(plane_order(&d), Some(vec![2, 1, 0]));
         assert_eq!(plane_order(&[1.0, 1.0]), None);

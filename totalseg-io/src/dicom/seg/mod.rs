@@ -26,7 +26,8 @@ use super::derived::{
 };
 use crate::nifti::Affine;
 
-use frames::{distance_along, highdicom_normal, plane_order, regular_spacing, BitPacker};
+use super::geometry::dot;
+use frames::{highdicom_normal, plane_order, regular_spacing, BitPacker};
 
 /// A coded concept (coding scheme, value, meaning), e.g. `SCT` / `10200004` / `Liver`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +139,7 @@ pub fn write_dicom_seg(
     let normal = highdicom_normal(&orientation);
     let distances: Vec<f64> = sources
         .iter()
-        .map(|s| distance_along(&normal, &s.geometry.position))
+        .map(|s| dot(normal, s.geometry.position))
         .collect();
     let order = plane_order(&distances).ok_or_else(|| DicomOutputError::GridMismatch {
         series: series.to_path_buf(),
