@@ -7,19 +7,20 @@
 //! transposes; the parity with it on a real series is in the root crate's tests.)
 
 #[allow(dead_code)] // the helpers serve several test files
-#[allow(dead_code)] // the helpers serve several test files
 mod dicom_common;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dicom_common::{write_series, SynthSlice};
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
+use ndarray::Array3;
 use totalseg_io::dicom::read_dicom_series;
 use totalseg_io::dicom::rtstruct::{write_rtstruct, RoiClass, RtStructCreator};
 use totalseg_io::dicom::seg::{write_dicom_seg, CodedConcept, SegCreator, SegmentClass};
+use totalseg_io::nifti::Volume;
 
 const ROWS: u16 = 5;
 const COLUMNS: u16 = 7;
@@ -119,13 +120,24 @@ fn referenced_slice(reference: &InMemDicomObject) -> usize {
     instance - 1
 }
 
+/// A synthetic series written to `dir/ct`, read back, and its label map: the threshold of
+/// the stored values (the slices rescale by (1, -1024), undone here).
+fn thresholded_series(
+    dir: &Path,
+    iop: [f64; 6],
+    ascending: bool,
+    shuffle: bool,
+) -> (PathBuf, Volume, Array3<u8>) {
+    let ct_dir = dir.join("ct");
+    series(&ct_dir, iop, ascending, shuffle);
+    let ct = read_dicom_series(&ct_dir).unwrap_or_else(|e| panic!("{iop:?}: {e}"));
+    let labels = ct.data.mapv(|hu| label_of(hu + 1024.0));
+    (ct_dir, ct, labels)
+}
+
 fn check_orientation(name: &str, iop: [f64; 6], ascending: bool) {
     let dir = tempfile::tempdir().expect("tmp");
-    let ct_dir = dir.path().join("ct");
-    series(&ct_dir, iop, ascending, true);
-    let ct = read_dicom_series(&ct_dir).unwrap_or_else(|e| panic!("{name}: {e}"));
-    // The synthetic slices rescale by (1, -1024): undo it to threshold the stored values.
-    let labels = ct.data.mapv(|hu| label_of(hu + 1024.0));
+    let (ct_dir, ct, labels) = thresholded_series(dir.path(), iop, ascending, true);
     let out = dir.path().join("seg.dcm");
     let classes = [class(1, "low"), class(2, "absent"), class(3, "high")];
     let written = write_dicom_seg(
@@ -205,10 +217,10 @@ fn check_orientation(name: &str, iop: [f64; 6], ascending: bool) {
     }
 }
 
-#[test]
-fn frames_are_their_source_slices_in_every_orientation() {
+/// The slice orientations the geometry tests cover: `(name, IOP, stacked ascending)`.
+fn orientations() -> [(&'static str, [f64; 6], bool); 6] {
     let s = 0.5f64.sqrt();
-    let cases: [(&str, [f64; 6], bool); 6] = [
+    [
         ("axial", [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], true),
         (
             "axial_flipped_descending",
@@ -223,8 +235,12 @@ fn frames_are_their_source_slices_in_every_orientation() {
         ),
         ("sagittal", [0.0, 1.0, 0.0, 0.0, 0.0, -1.0], true),
         ("oblique_axial", [s, s, 0.0, -s, s, 0.0], true),
-    ];
-    for (name, iop, ascending) in cases {
+    ]
+}
+
+#[test]
+fn frames_are_their_source_slices_in_every_orientation() {
+    for (name, iop, ascending) in orientations() {
         check_orientation(name, iop, ascending);
     }
 }
@@ -232,10 +248,8 @@ fn frames_are_their_source_slices_in_every_orientation() {
 #[test]
 fn a_label_map_off_the_series_grid_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
-    let ct_dir = dir.path().join("ct");
-    series(&ct_dir, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], true, false);
-    let ct = read_dicom_series(&ct_dir).expect("series");
-    let labels = ct.data.mapv(|hu| label_of(hu + 1024.0));
+    let (ct_dir, ct, labels) =
+        thresholded_series(dir.path(), [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], true, false);
     let out = dir.path().join("seg.dcm");
     // A label map of another shape (e.g. the model's grid with --save_lowres).
     let small = labels.slice(ndarray::s![..3, .., ..]).to_owned();
@@ -266,10 +280,7 @@ fn pixel_contours(mask: ndarray::ArrayView2<bool>) -> Vec<Vec<[i32; 2]>> {
 
 fn check_rtstruct_orientation(name: &str, iop: [f64; 6], ascending: bool) {
     let dir = tempfile::tempdir().expect("tmp");
-    let ct_dir = dir.path().join("ct");
-    series(&ct_dir, iop, ascending, true);
-    let ct = read_dicom_series(&ct_dir).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let labels = ct.data.mapv(|hu| label_of(hu + 1024.0));
+    let (ct_dir, ct, labels) = thresholded_series(dir.path(), iop, ascending, true);
     let classes = [
         RoiClass {
             label: 1,
@@ -368,18 +379,7 @@ fn check_rtstruct_orientation(name: &str, iop: [f64; 6], ascending: bool) {
 
 #[test]
 fn rtstruct_points_are_their_source_pixels_in_every_orientation() {
-    let s = 0.5f64.sqrt();
-    for (name, iop, ascending) in [
-        ("axial", [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], true),
-        (
-            "axial_flipped_descending",
-            [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0],
-            false,
-        ),
-        ("coronal", [1.0, 0.0, 0.0, 0.0, 0.0, -1.0], true),
-        ("sagittal", [0.0, 1.0, 0.0, 0.0, 0.0, -1.0], true),
-        ("oblique_axial", [s, s, 0.0, -s, s, 0.0], true),
-    ] {
+    for (name, iop, ascending) in orientations() {
         check_rtstruct_orientation(name, iop, ascending);
     }
 }
@@ -389,10 +389,8 @@ fn rtstruct_points_are_their_source_pixels_in_every_orientation() {
 #[test]
 fn a_seg_inside_the_series_folder_is_skipped_when_reading() {
     let dir = tempfile::tempdir().expect("tmp");
-    let ct_dir = dir.path().join("ct");
-    series(&ct_dir, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], true, false);
-    let ct = read_dicom_series(&ct_dir).expect("series");
-    let labels = ct.data.mapv(|hu| label_of(hu + 1024.0));
+    let (ct_dir, ct, labels) =
+        thresholded_series(dir.path(), [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], true, false);
     write_dicom_seg(
         &ct_dir.join("seg.dcm"),
         labels.view(),
