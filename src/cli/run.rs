@@ -76,9 +76,8 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         parse_output_types(args.output_type.as_ref()).map_err(SegmentError::Model)?;
     let dicom_output = output_types.iter().any(|t| t.is_dicom());
     if dicom_output {
-        let dicom_input = input.is_dir()
-            && totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder;
-        if !dicom_input {
+        // By name, as the official tool decides: a missing folder then fails when read.
+        if totalseg_io::InputKind::of(&input) != totalseg_io::InputKind::DicomFolder {
             return Err(SegmentError::Model(
                 "To use output type dicom_rtstruct or dicom_seg you also have to use a Dicom image as input.".into(),
             ));
@@ -307,8 +306,11 @@ fn save_outputs(
     let (folder, base) = if output.is_dir() {
         (output.to_path_buf(), format!("{task_name}_segmentation"))
     } else {
-        let name = output.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let base = name.split('.').next().unwrap_or(name).to_string();
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let base = name.split('.').next().unwrap_or_default().to_string();
         let folder = output
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
