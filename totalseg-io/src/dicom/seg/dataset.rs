@@ -24,7 +24,6 @@ pub struct SegContent<'a> {
     pub sources: &'a [&'a InMemDicomObject],
     pub segments: &'a [&'a SegmentClass],
     pub frames: &'a [Frame],
-    pub pixel_data: Vec<u8>,
     pub rows: usize,
     pub columns: usize,
     pub spacing_between_slices: Option<f64>,
@@ -122,8 +121,8 @@ fn source_sop_class(source: &InMemDicomObject) -> String {
     }
 }
 
-/// Builds the Segmentation object.
-pub fn build(content: &SegContent) -> Result<SegObject, String> {
+/// Builds the Segmentation object around the packed frames `pixel_data`.
+pub fn build(content: &SegContent, pixel_data: Vec<u8>) -> Result<SegObject, String> {
     let first = *content.sources.first().ok_or("no source slices")?;
     // highdicom refuses sources without one: a SEG belongs to its source's study (an
     // anonymised, empty UID is carried over as it is).
@@ -295,7 +294,7 @@ pub fn build(content: &SegContent) -> Result<SegObject, String> {
     obj.put(element(
         tags::PIXEL_DATA,
         VR::OB,
-        PrimitiveValue::U8(C::from_vec(content.pixel_data.clone())),
+        PrimitiveValue::U8(C::from_vec(pixel_data)),
     ));
     Ok(SegObject {
         object: obj,

@@ -182,17 +182,19 @@ pub fn write_dicom_seg(
     let spacing_between_slices = regular_spacing(&sorted_distances);
 
     let headers: Vec<&InMemDicomObject> = sources.iter().map(|s| &s.header).collect();
-    let object = dataset::build(&dataset::SegContent {
-        sources: &headers,
-        segments: &segments,
-        frames: &frames,
-        pixel_data: packer.finish(),
-        rows: sources[0].geometry.size[0],
-        columns: sources[0].geometry.size[1],
-        spacing_between_slices,
-        dimension_3d,
-        creator,
-    })
+    let object = dataset::build(
+        &dataset::SegContent {
+            sources: &headers,
+            segments: &segments,
+            frames: &frames,
+            rows: sources[0].geometry.size[0],
+            columns: sources[0].geometry.size[1],
+            spacing_between_slices,
+            dimension_3d,
+            creator,
+        },
+        packer.finish(),
+    )
     .map_err(|message| DicomOutputError::Source {
         file: sources[0].file.clone(),
         message,
