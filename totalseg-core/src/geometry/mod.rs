@@ -7,7 +7,7 @@
 
 mod canonical;
 mod orientation;
-mod svd;
+pub(crate) mod svd;
 
 pub use canonical::{as_closest_canonical, undo_canonical, Reoriented};
 pub use orientation::{

@@ -4,7 +4,7 @@
 //! Arrays are indexed in the caller's axis order (TotalSegmentator uses nibabel's
 //! `[x, y, z]`); the border rule treats all axes alike, so the order does not matter.
 
-mod json;
+pub(crate) mod json;
 
 use std::path::Path;
 

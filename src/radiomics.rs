@@ -1,0 +1,112 @@
+//! `--radiomics`: `statistics_radiomics.json` for the per-class masks of an output folder,
+//! as TotalSegmentator's `get_radiomics_features_for_entire_dir` writes it.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use totalseg_core::radiomics::{structure_radiomics, PixelType, RadiomicsImage, RadiomicsReport};
+use totalseg_io::nifti::{read_nifti, NiftiDataType, NiftiHeader};
+
+use crate::error::SegmentError;
+use crate::output::write_text_atomically;
+
+/// The type SimpleITK reads a NIfTI image as (scaled images become float).
+pub fn pixel_type_of(header: &NiftiHeader) -> PixelType {
+    let scaled = header.scl_slope != 0.0
+        && header.scl_slope.is_finite()
+        && (header.scl_slope != 1.0 || header.scl_inter != 0.0);
+    let integer = |min: f64, max: f64| PixelType::Integer { min, max };
+    match NiftiDataType::from_code(header.datatype) {
+        _ if scaled => PixelType::Float64,
+        Ok(NiftiDataType::U8) => integer(0.0, 255.0),
+        Ok(NiftiDataType::I8) => integer(-128.0, 127.0),
+        Ok(NiftiDataType::I16) => PixelType::INT16,
+        Ok(NiftiDataType::U16) => integer(0.0, 65535.0),
+        Ok(NiftiDataType::I32) => integer(i32::MIN as f64, i32::MAX as f64),
+        Ok(NiftiDataType::U32) => integer(0.0, u32::MAX as f64),
+        Ok(NiftiDataType::I64) => integer(i64::MIN as f64, i64::MAX as f64),
+        Ok(NiftiDataType::U64) => integer(0.0, u64::MAX as f64),
+        Ok(NiftiDataType::F32) => PixelType::Float32,
+        Ok(NiftiDataType::F64) | Err(_) => PixelType::Float64,
+    }
+}
+
+/// The `*.nii.gz` files of `dir`, sorted by name as Python sorts `Path.glob` results.
+fn mask_files(dir: &Path) -> Result<Vec<PathBuf>, SegmentError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| SegmentError::Output {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".nii.gz"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Radiomics features of every `*.nii.gz` mask in `mask_dir` on the CT `ct_path`, written
+/// to `out` (the reference's `get_radiomics_features_for_entire_dir`). Masks whose
+/// features are all 0 print the reference's warning unless `quiet`.
+///
+/// ```no_run
+/// use std::path::Path;
+/// let report = totalsegmentator::radiomics::radiomics_for_dir(
+///     Path::new("ct.nii.gz"),
+///     Path::new("segmentations"),
+///     Path::new("segmentations/statistics_radiomics.json"),
+///     true,
+/// )?;
+/// println!("{} structures", report.entries.len());
+/// # Ok::<(), totalsegmentator::SegmentError>(())
+/// ```
+pub fn radiomics_for_dir(
+    ct_path: &Path,
+    mask_dir: &Path,
+    out: &Path,
+    quiet: bool,
+) -> Result<RadiomicsReport, SegmentError> {
+    let ct = read_nifti(ct_path)?;
+    let image = RadiomicsImage::new(
+        ct.data.view(),
+        &ct.affine,
+        ct.spacing,
+        pixel_type_of(&ct.header),
+    );
+    let files = mask_files(mask_dir)?;
+    let results: Vec<Result<(String, Vec<(String, f64)>), SegmentError>> = files
+        .par_iter()
+        .map(|file| {
+            let mask = read_nifti(file)?;
+            let first = mask.data.iter().next().copied().unwrap_or(0.0);
+            let constant = mask.data.iter().all(|&v| v == first);
+            let labelled = mask.data.mapv(|v| v == 1.0);
+            let entry = if constant {
+                // The reference's "entire mask is 0 or 1" case, whatever the constant.
+                structure_radiomics(&image, ndarray::Array3::from_elem(labelled.dim(), false).view())
+            } else {
+                structure_radiomics(&image, labelled.view())
+            };
+            if let (Some(warning), false) = (&entry.warning, quiet) {
+                println!("{warning}");
+            }
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('.').next())
+                .unwrap_or_default()
+                .to_string();
+            Ok((name, entry.features))
+        })
+        .collect();
+    let report = RadiomicsReport {
+        entries: results.into_iter().collect::<Result<_, _>>()?,
+    };
+    write_text_atomically(out, &report.to_json_string())?;
+    Ok(report)
+}
