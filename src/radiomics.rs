@@ -8,7 +8,6 @@ use totalseg_core::radiomics::{structure_radiomics, PixelType, RadiomicsImage, R
 use totalseg_io::nifti::{read_nifti, NiftiDataType, NiftiHeader};
 
 use crate::error::SegmentError;
-use crate::output::write_text_atomically;
 
 /// The type SimpleITK reads a NIfTI image as (scaled images become float).
 pub fn pixel_type_of(header: &NiftiHeader) -> PixelType {
@@ -50,27 +49,25 @@ fn mask_files(dir: &Path) -> Result<Vec<PathBuf>, SegmentError> {
     Ok(files)
 }
 
-/// Radiomics features of every `*.nii.gz` mask in `mask_dir` on the CT `ct_path`, written
-/// to `out` (the reference's `get_radiomics_features_for_entire_dir`). Masks whose
-/// features are all 0 print the reference's warning unless `quiet`.
+/// Radiomics features of every `*.nii.gz` mask in `mask_dir` on the CT `ct_path`, in file
+/// name order (the reference's `get_radiomics_features_for_entire_dir`), and the
+/// reference's warnings for the masks whose features are all 0. Write the report with
+/// [`RadiomicsReport::write_json`] or the CLI's atomic writer.
 ///
 /// ```no_run
 /// use std::path::Path;
-/// let report = totalsegmentator::radiomics::radiomics_for_dir(
+/// let (report, warnings) = totalsegmentator::radiomics::radiomics_for_dir(
 ///     Path::new("ct.nii.gz"),
 ///     Path::new("segmentations"),
-///     Path::new("segmentations/statistics_radiomics.json"),
-///     true,
 /// )?;
-/// println!("{} structures", report.entries.len());
+/// println!("{} structures, {} without features", report.entries.len(), warnings.len());
+/// std::fs::write("segmentations/statistics_radiomics.json", report.to_json_string())?;
 /// # Ok::<(), totalsegmentator::SegmentError>(())
 /// ```
 pub fn radiomics_for_dir(
     ct_path: &Path,
     mask_dir: &Path,
-    out: &Path,
-    quiet: bool,
-) -> Result<RadiomicsReport, SegmentError> {
+) -> Result<(RadiomicsReport, Vec<String>), SegmentError> {
     let ct = read_nifti(ct_path)?;
     let image = RadiomicsImage::new(
         ct.data.view(),
@@ -79,7 +76,8 @@ pub fn radiomics_for_dir(
         pixel_type_of(&ct.header),
     );
     let files = mask_files(mask_dir)?;
-    let results: Vec<Result<(String, Vec<(String, f64)>), SegmentError>> = files
+    type Entry = (String, Vec<(String, f64)>, Option<String>);
+    let results: Vec<Result<Entry, SegmentError>> = files
         .par_iter()
         .map(|file| {
             let mask = read_nifti(file)?;
@@ -88,25 +86,30 @@ pub fn radiomics_for_dir(
             let labelled = mask.data.mapv(|v| v == 1.0);
             let entry = if constant {
                 // The reference's "entire mask is 0 or 1" case, whatever the constant.
-                structure_radiomics(&image, ndarray::Array3::from_elem(labelled.dim(), false).view())
+                structure_radiomics(
+                    &image,
+                    ndarray::Array3::from_elem(labelled.dim(), false).view(),
+                )
             } else {
                 structure_radiomics(&image, labelled.view())
             };
-            if let (Some(warning), false) = (&entry.warning, quiet) {
-                println!("{warning}");
-            }
             let name = file
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.split('.').next())
                 .unwrap_or_default()
                 .to_string();
-            Ok((name, entry.features))
+            Ok((name, entry.features, entry.warning))
         })
         .collect();
-    let report = RadiomicsReport {
-        entries: results.into_iter().collect::<Result<_, _>>()?,
-    };
-    write_text_atomically(out, &report.to_json_string())?;
-    Ok(report)
+    let mut report = RadiomicsReport::default();
+    let mut warnings = Vec::new();
+    for result in results {
+        let (name, features, warning) = result?;
+        if let Some(warning) = warning {
+            warnings.push(format!("{name}: {warning}"));
+        }
+        report.entries.push((name, features));
+    }
+    Ok((report, warnings))
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use ndarray::Array3;
 use totalseg_io::nifti::{
-    read_label_map, read_nifti_header, write_volume, NiftiDataType, NiftiHeader, Volume,
+    read_label_map, read_nifti, read_nifti_header, write_volume, NiftiDataType, NiftiHeader, Volume,
 };
 
 fn repo() -> PathBuf {
@@ -441,7 +441,6 @@ fn official_flags_we_do_not_implement_fail_naming_the_flag() {
     for (args, named) in [
         (&["--preview"][..], "option --preview is not supported"),
         (&["-p"][..], "option --preview is not supported"),
-        (&["-r"][..], "option --radiomics is not supported"),
         (
             &["-sp", "probs.npz"][..],
             "option --save_probabilities is not supported",
@@ -648,4 +647,64 @@ fn nora_tag_adds_the_written_files_to_the_project() {
     assert!(out.status.success());
     assert!(work.path().join("again.nii.gz").is_file());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--nora_tag: could not run"));
+}
+
+/// `--radiomics`: statistics_radiomics.json in the output folder, one entry per class mask
+/// in file name order; at 3 mm (no resampling) VoxelVolume is the mask's voxel count x 27.
+/// With --ml or a DICOM input it is refused before anything is written.
+#[test]
+fn radiomics_flag_writes_features_of_every_class_mask() {
+    let work = tempfile::tempdir().expect("tmp");
+    let output = work.path().join("segmentations");
+    run_ok(
+        &shared("example_ct_sm.nii.gz"),
+        &output,
+        &["--fastest", "--radiomics"],
+        work.path(),
+    );
+    let text = std::fs::read_to_string(output.join("statistics_radiomics.json")).expect("json");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("parses");
+    let report = report.as_object().expect("object");
+    let mut files: Vec<String> = std::fs::read_dir(&output)
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".nii.gz"))
+        .collect();
+    files.sort();
+    let names: Vec<&str> = files
+        .iter()
+        .map(|f| f.trim_end_matches(".nii.gz"))
+        .collect();
+    assert_eq!(report.keys().map(String::as_str).collect::<Vec<_>>(), names);
+    let mut with_features = 0;
+    for name in names {
+        let mask = read_nifti(&output.join(format!("{name}.nii.gz"))).expect("mask");
+        let count = mask.data.iter().filter(|&&v| v == 1.0).count();
+        let features = report[name].as_object().expect("features");
+        if features.len() == 32 {
+            with_features += 1;
+            assert_eq!(features["shape_VoxelVolume"], count as f64 * 27.0, "{name}");
+        } else {
+            assert_eq!(features.len(), 107, "{name}");
+            assert!(features.values().all(|v| v == 0.0), "{name}");
+        }
+    }
+    assert!(with_features > 10, "{with_features} masks with features");
+
+    for (input, args, message) in [
+        (
+            shared("example_ct_sm.nii.gz"),
+            &["--fastest", "--radiomics", "--ml"][..],
+            "Radiomics not supported for multilabel segmentation",
+        ),
+        (
+            shared("example_ct_dicom"),
+            &["--fastest", "-r"][..],
+            "Radiomics not supported for DICOM input",
+        ),
+    ] {
+        let err = run_failing(&input, args, work.path());
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    assert!(!work.path().join("out.nii.gz").exists());
 }

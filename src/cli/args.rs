@@ -176,8 +176,9 @@ pub struct SegmentArgs {
     /// Not supported: a PNG preview needs the official tool's 3-D renderer.
     #[arg(short = 'p', long = "preview", hide = true)]
     pub preview: bool,
-    /// Not supported: radiomics features need pyradiomics.
-    #[arg(short = 'r', long = "radiomics", hide = true)]
+    /// Compute radiomics features (pyradiomics shape and first-order, at 3 mm) of every
+    /// class mask into statistics_radiomics.json (NIfTI input, not with --ml).
+    #[arg(short = 'r', long = "radiomics")]
     pub radiomics: bool,
     /// Not supported: saving the probabilities.
     #[arg(long = "save_probabilities", value_name = "filepath", hide = true)]
@@ -244,16 +245,11 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
 /// The first option on the command line that `totalseg` cannot honour, and why: a clear
 /// error instead of a silently different result.
 pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> {
-    let reasons: [(bool, &'static str, &str); 4] = [
+    let reasons: [(bool, &'static str, &str); 3] = [
         (
             args.preview,
             "--preview",
             "the PNG preview needs the official tool's 3-D renderer (fury)",
-        ),
-        (
-            args.radiomics,
-            "--radiomics",
-            "radiomics features need pyradiomics; run the official tool for them",
         ),
         (
             args.save_probabilities.is_some(),

@@ -25,6 +25,7 @@ use crate::output::{
     statistics_path, write_text_atomically, writes_derived_body_masks, OutputLayout,
 };
 use crate::predictor::TileProgress;
+use crate::radiomics::radiomics_for_dir;
 use crate::segmenter::{check_supported, statistics_options};
 use totalseg_core::tasks::Variant;
 
@@ -85,6 +86,20 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         if args.save_lowres {
             return Err(SegmentError::Model(
                 "save_lowres only supports nifti output.".into(),
+            ));
+        }
+    }
+    if args.radiomics {
+        // The official tool raises these after segmenting; refuse before the work instead.
+        if args.ml || dicom_output {
+            return Err(SegmentError::Model(
+                "Radiomics not supported for multilabel segmentation. Use without --ml option."
+                    .into(),
+            ));
+        }
+        if totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder {
+            return Err(SegmentError::Model(
+                "Radiomics not supported for DICOM input. Use nifti input.".into(),
             ));
         }
     }
@@ -252,6 +267,23 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         write_text_atomically(&path, &stats.to_json_string())?;
         if !quiet {
             eprintln!("Statistics written to {}", path.display());
+        }
+    }
+    if args.radiomics {
+        if !quiet {
+            eprintln!("Calculating radiomics...");
+        }
+        let started = Instant::now();
+        let (report, warnings) = radiomics_for_dir(&input, &output)?;
+        write_text_atomically(
+            &output.join("statistics_radiomics.json"),
+            &report.to_json_string(),
+        )?;
+        if !quiet {
+            for warning in warnings {
+                eprintln!("{warning}");
+            }
+            eprintln!("  calculated in {:.2}s", started.elapsed().as_secs_f64());
         }
     }
     if let Some(path) = &args.report {
