@@ -133,18 +133,24 @@ fn histogram_features(
         PixelType::Float32 => {
             let (min, max) = (minimum as f32, maximum as f32);
             let width = BIN_WIDTH as f32;
-            (f64::from(min - python_mod_f32(min, width)), f64::from(max + 2.0 * width))
+            (
+                f64::from(min - python_mod_f32(min, width)),
+                f64::from(max + 2.0 * width),
+            )
         }
         // Integers are exact in f64 (CT values are far below 2^53).
-        PixelType::Integer { .. } | PixelType::Float64 => {
-            (minimum - python_mod(minimum, BIN_WIDTH), maximum + 2.0 * BIN_WIDTH)
-        }
+        PixelType::Integer { .. } | PixelType::Float64 => (
+            minimum - python_mod(minimum, BIN_WIDTH),
+            maximum + 2.0 * BIN_WIDTH,
+        ),
     };
     let edge_count = ((high - low) / BIN_WIDTH).ceil().max(0.0) as usize;
     let edges: Vec<f64> = if edge_count == 1 {
         vec![low - 0.5, low + 0.5]
     } else {
-        (0..edge_count).map(|i| low + i as f64 * BIN_WIDTH).collect()
+        (0..edge_count)
+            .map(|i| low + i as f64 * BIN_WIDTH)
+            .collect()
     };
     // digitize (right=False): the number of edges <= value.
     let mut counts = vec![0usize; edges.len() + 1];
@@ -240,7 +246,10 @@ mod tests {
             &[-100.0, -99.0, 0.0, 1.0],
             -100.0,
             1.0,
-            PixelType::Integer { min: -32768.0, max: 32767.0 },
+            PixelType::Integer {
+                min: -32768.0,
+                max: 32767.0,
+            },
         );
         assert!((entropy - 1.0).abs() < 1e-12);
         assert_eq!(uniformity, 0.5);

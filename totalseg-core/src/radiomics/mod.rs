@@ -274,7 +274,11 @@ impl RadiomicsReport {
                     let fields: Vec<String> = features
                         .iter()
                         .map(|(key, v)| {
-                            format!("        {}: {}", python_json_string(key), python_float_repr(*v))
+                            format!(
+                                "        {}: {}",
+                                python_json_string(key),
+                                python_float_repr(*v)
+                            )
                         })
                         .collect();
                     format!("{{\n{}\n    }}", fields.join(",\n"))

@@ -96,12 +96,25 @@ impl ItkGeometry {
 }
 
 fn inverse3(m: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
-    let cof = |r0: usize, r1: usize, c0: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
+    let cof =
+        |r0: usize, r1: usize, c0: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
     let det = m[0][0] * cof(1, 2, 1, 2) - m[0][1] * cof(1, 2, 0, 2) + m[0][2] * cof(1, 2, 0, 1);
     [
-        [cof(1, 2, 1, 2) / det, -cof(0, 2, 1, 2) / det, cof(0, 1, 1, 2) / det],
-        [-cof(1, 2, 0, 2) / det, cof(0, 2, 0, 2) / det, -cof(0, 1, 0, 2) / det],
-        [cof(1, 2, 0, 1) / det, -cof(0, 2, 0, 1) / det, cof(0, 1, 0, 1) / det],
+        [
+            cof(1, 2, 1, 2) / det,
+            -cof(0, 2, 1, 2) / det,
+            cof(0, 1, 1, 2) / det,
+        ],
+        [
+            -cof(1, 2, 0, 2) / det,
+            cof(0, 2, 0, 2) / det,
+            -cof(0, 1, 0, 2) / det,
+        ],
+        [
+            cof(1, 2, 0, 1) / det,
+            -cof(0, 2, 0, 1) / det,
+            cof(0, 1, 0, 1) / det,
+        ],
     ]
 }
 
@@ -185,9 +198,11 @@ impl ResampledGrid {
     pub fn nearest(&self, mask: &Grid<bool>, source: &ItkGeometry) -> Grid<bool> {
         let data = self
             .source_indices(source)
-            .map(|c| inside(c, mask.size) && {
-                let [x, y, z] = c.map(|v| (v + 0.5).floor() as usize);
-                mask.get(x, y, z)
+            .map(|c| {
+                inside(c, mask.size) && {
+                    let [x, y, z] = c.map(|v| (v + 0.5).floor() as usize);
+                    mask.get(x, y, z)
+                }
             })
             .collect();
         Grid {

@@ -2,8 +2,8 @@
 //! vertices at edge midpoints (pyradiomics' `cshape.c`), and the principal axes of the
 //! voxel coordinates.
 
-use super::mesh_table::TRIANGLES;
 use super::grid::Grid;
+use super::mesh_table::TRIANGLES;
 use crate::geometry::svd::svd3;
 
 /// Names in pyradiomics' output order.
@@ -263,7 +263,11 @@ mod tests {
         // octahedron with vertices 0.5 voxel from the centre: volume 4/3 * 0.5^3.
         let f = shape_features(&block([1, 1, 1], |_, _, _| true), [1.0, 1.0, 1.0]);
         assert!((f[8] - 1.0 / 6.0).abs() < 1e-12, "mesh volume {}", f[8]);
-        assert!((f[11] - 8.0 * 3f64.sqrt() / 8.0).abs() < 1e-12, "area {}", f[11]);
+        assert!(
+            (f[11] - 8.0 * 3f64.sqrt() / 8.0).abs() < 1e-12,
+            "area {}",
+            f[11]
+        );
         assert_eq!(f[13], 1.0);
         assert_eq!(f[7], 1.0); // two opposite vertices
     }
