@@ -71,6 +71,13 @@ fn float32_oblique_image_resampled_to_3mm_matches_official() {
     check_case("float32_oblique");
 }
 
+/// Oblique, with half-voxel ties of the nearest-neighbour mask samples: they round as ITK's
+/// SVD-based inverse of the index-to-point matrix makes them round.
+#[test]
+fn oblique_ties_round_as_itk_rounds_them() {
+    check_case("float32_oblique_ties");
+}
+
 /// The shared 3 mm example (no resampling: pyradiomics only re-grids the mask) with the 117
 /// per-class masks of the official label map: 41 present, of which one is a single voxel
 /// (pyradiomics refuses it: all 107 features 0, like the 76 empty masks).

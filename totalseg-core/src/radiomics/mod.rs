@@ -26,6 +26,7 @@
 
 mod first_order;
 mod grid;
+mod itk_inverse;
 mod mesh_table;
 mod resample;
 mod shape;

@@ -3,6 +3,7 @@
 //! neighbour for the mask, both through ITK's index <-> physical point arithmetic.
 
 use super::grid::Grid;
+use super::itk_inverse::itk_matrix_inverse;
 use super::PixelType;
 use crate::geometry::Affine;
 
@@ -44,18 +45,9 @@ impl ItkGeometry {
                 m[r][c] = direction[r][c] * spacing[c];
             }
         }
-        let diagonal = (0..3).all(|r| (0..3).all(|c| r == c || direction[r][c] == 0.0));
-        // ITK inverts M by SVD, which gives exactly diag(d / s) for a diagonal direction;
-        // other directions get the closed-form inverse (equal to a few ulp).
-        let point_to_index = if diagonal {
-            let mut p = [[0.0; 3]; 3];
-            for a in 0..3 {
-                p[a][a] = direction[a][a] / spacing[a];
-            }
-            p
-        } else {
-            inverse3(&m)
-        };
+        // ITK inverts M by vnl's SVD (LINPACK dsvdc); the rounding of P decides which
+        // voxel a nearest-neighbour sample on a half-voxel tie takes.
+        let point_to_index = itk_matrix_inverse(&m);
         ItkGeometry {
             origin,
             direction,
@@ -93,29 +85,6 @@ impl ItkGeometry {
     fn with(&self, origin: [f64; 3], spacing: [f64; 3]) -> ItkGeometry {
         ItkGeometry::new(origin, self.direction, spacing)
     }
-}
-
-fn inverse3(m: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
-    let cof =
-        |r0: usize, r1: usize, c0: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
-    let det = m[0][0] * cof(1, 2, 1, 2) - m[0][1] * cof(1, 2, 0, 2) + m[0][2] * cof(1, 2, 0, 1);
-    [
-        [
-            cof(1, 2, 1, 2) / det,
-            -cof(0, 2, 1, 2) / det,
-            cof(0, 1, 1, 2) / det,
-        ],
-        [
-            -cof(1, 2, 0, 2) / det,
-            cof(0, 2, 0, 2) / det,
-            -cof(0, 1, 0, 2) / det,
-        ],
-        [
-            cof(1, 2, 0, 1) / det,
-            -cof(0, 2, 0, 1) / det,
-            cof(0, 1, 0, 1) / det,
-        ],
-    ]
 }
 
 /// The resampled grid: its size, spacing and geometry.
@@ -328,7 +297,8 @@ fn initial_causal(c: &[f64], z: f64) -> f64 {
         let iz = 1.0 / z;
         let mut z2n = z.powf((n - 1) as f64);
         let mut sum = c[0] + z2n * c[n - 1];
-        z2n *= z2n * iz;
+        // ITK: z2n = z2n * (z2n * iz).
+        z2n = z2n * (z2n * iz);
         for v in &c[1..n - 1] {
             sum += (zn + z2n) * v;
             zn *= z;
@@ -353,8 +323,8 @@ fn evaluate_bspline(coefficients: &Grid<f64>, c: [f64; 3]) -> f64 {
         let w1 = 1.0 - w0 - w2 - w3;
         weights[a] = [w0, w1, w2, w3];
         let len = coefficients.size[a] as i64;
-        for k in 0..4 {
-            indices[a][k] = mirror(first + k as i64, len);
+        for (k, index) in indices[a].iter_mut().enumerate() {
+            *index = mirror(first + k as i64, len);
         }
     }
     let mut sum = 0.0;
