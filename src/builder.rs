@@ -192,6 +192,13 @@ impl SegmenterBuilder {
         self
     }
 
+    /// `--save_probabilities`: keep nnU-Net's class probabilities of the task's last model
+    /// in [`crate::Segmentation::probabilities`] (large: classes x voxels float32).
+    pub fn save_probabilities(mut self, on: bool) -> Self {
+        self.run.save_probabilities = on;
+        self
+    }
+
     /// Sum tiles in f32 instead of nnU-Net's fp16 (faster, not bit-parity).
     pub fn f32_accumulation(mut self, on: bool) -> Self {
         if on {

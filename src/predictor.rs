@@ -14,8 +14,8 @@
 pub mod device;
 
 use half::f16;
-use ndarray::{Array3, Array4, Array5, ArrayView4, ArrayView5, Axis};
-use totalseg_core::export::{logits_to_labels, LogitsResampling};
+use ndarray::{s, Array3, Array4, Array5, ArrayView4, ArrayView5, Axis};
+use totalseg_core::export::{logits_to_labels, logits_to_probabilities, LogitsResampling};
 use totalseg_core::nonzero_crop::{crop_to_nonzero, insert_crop_into_image};
 use totalseg_core::normalize::{normalize_channel, IntensityProperties, NormalizationScheme};
 use totalseg_core::resample::{compute_new_shape, resample_channels_to_shape, NnunetResampling};
@@ -23,6 +23,7 @@ use totalseg_core::sliding_window::{
     add_fold_logits, average_fold_logits, gaussian_importance_map, AccumulationPrecision,
     LogitAccumulator, SlidingWindowPlan,
 };
+use totalseg_io::probabilities::NnunetProperties;
 
 use crate::error::SegmentError;
 use crate::timing::stage;
@@ -137,6 +138,46 @@ pub fn predict_labels(
     network: &dyn TileNetwork,
     progress: &dyn TileProgress,
 ) -> Result<Array3<u16>, SegmentError> {
+    predict(image, zooms, settings, network, progress, false).map(|(labels, _)| labels)
+}
+
+/// nnU-Net's `save_probabilities` output of one prediction: the class probabilities in the
+/// reader's axis order (after `transpose_backward`) and the properties pickled beside them.
+#[derive(Debug, Clone)]
+pub struct NnunetProbabilities {
+    /// Softmax probabilities `[classes, d0, d1, d2]`; outside the non-zero crop the
+    /// background has probability 1.
+    pub probabilities: Array4<f32>,
+    /// `spacing`, `shape_before_cropping`, `bbox_used_for_cropping`, ... (the affine is
+    /// filled in by the caller, who knows the image's).
+    pub properties: NnunetProperties,
+}
+
+/// [`predict_labels`] plus the probabilities nnU-Net saves with `save_probabilities`. As in
+/// nnU-Net's export with probabilities, the logits always go through the full resampling
+/// (TotalSegmentator turns cropped-logits resampling off for `--save_probabilities`), and
+/// the labels are the argmax of the resampled logits, as without probabilities.
+pub fn predict_labels_and_probabilities(
+    image: ArrayView4<f32>,
+    zooms: [f64; 3],
+    settings: &PredictorSettings,
+    network: &dyn TileNetwork,
+    progress: &dyn TileProgress,
+) -> Result<(Array3<u16>, NnunetProbabilities), SegmentError> {
+    let (labels, probabilities) = predict(image, zooms, settings, network, progress, true)?;
+    let probabilities = probabilities
+        .ok_or_else(|| SegmentError::Model("the probabilities were not computed".into()))?;
+    Ok((labels, probabilities))
+}
+
+fn predict(
+    image: ArrayView4<f32>,
+    zooms: [f64; 3],
+    settings: &PredictorSettings,
+    network: &dyn TileNetwork,
+    progress: &dyn TileProgress,
+    with_probabilities: bool,
+) -> Result<(Array3<u16>, Option<NnunetProbabilities>), SegmentError> {
     if image.shape()[0] != settings.channels.len() {
         return Err(SegmentError::Model(format!(
             "the model expects {} input channel(s), got {}",
@@ -200,7 +241,7 @@ pub fn predict_labels(
     let prediction = match on_device {
         Some(on_device) => {
             // Labels straight from the device unless the logits go through host resampling.
-            let output = if resample_back {
+            let output = if resample_back || with_probabilities {
                 DeviceOutput::Logits
             } else {
                 DeviceOutput::Labels
@@ -222,8 +263,22 @@ pub fn predict_labels(
             progress,
         )?),
     };
+    let mut probabilities = None;
     let labels = match prediction {
         DevicePrediction::Labels(labels) => labels,
+        DevicePrediction::Logits(logits) if with_probabilities => {
+            let (probs, labels) = stage("export of the probabilities", || {
+                logits_to_probabilities(
+                    logits.view(),
+                    cropped_shape,
+                    settings.spacing,
+                    spacing,
+                    &settings.probabilities_resampling,
+                )
+            })?;
+            probabilities = Some(probs);
+            labels.mapv(u16::from)
+        }
         DevicePrediction::Logits(logits) => stage("export of the logits", || {
             logits_to_labels(
                 logits.view(),
@@ -241,10 +296,40 @@ pub fn predict_labels(
     // transpose_backward, then back from the reader's (z, y, x) to NIfTI order.
     let tb = settings.transpose_backward;
     let unpermuted = full.permuted_axes(tb);
-    Ok(unpermuted
+    let labels = unpermuted
         .permuted_axes(reader_axes)
         .as_standard_layout()
-        .to_owned())
+        .to_owned();
+    let probabilities = probabilities.map(|cropped| {
+        // revert_cropping_on_probabilities: background 1 outside the crop; then
+        // transpose_backward (the file keeps the reader's axis order).
+        let shape = crop.shape_before_cropping;
+        let b = crop.bbox;
+        let mut full = Array4::<f32>::zeros((cropped.shape()[0], shape[0], shape[1], shape[2]));
+        full.index_axis_mut(Axis(0), 0).fill(1.0);
+        full.slice_mut(s![
+            ..,
+            b.start[0]..b.end[0],
+            b.start[1]..b.end[1],
+            b.start[2]..b.end[2]
+        ])
+        .assign(&cropped);
+        let probabilities = full
+            .permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1])
+            .as_standard_layout()
+            .to_owned();
+        NnunetProbabilities {
+            probabilities,
+            properties: NnunetProperties {
+                affine: [[0.0; 4]; 4],
+                spacing: std::array::from_fn(|a| zooms[reader_axes[a]]),
+                shape_before_cropping: shape,
+                bbox_used_for_cropping: std::array::from_fn(|a| [b.start[a], b.end[a]]),
+                shape_after_cropping: cropped_shape,
+            },
+        }
+    });
+    Ok((labels, probabilities))
 }
 
 /// The sliding window over a normalised `[channels, d0, d1, d2]` image: fold-averaged logits

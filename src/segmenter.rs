@@ -21,7 +21,7 @@ use crate::error::SegmentError;
 use crate::pipeline::{
     predict_image, LabelUpsampling, ModelProvider, ModelRun, PredictImageOptions, PredictedImage,
 };
-use crate::predictor::{NoTileProgress, TileProgress};
+use crate::predictor::{NnunetProbabilities, NoTileProgress, TileProgress};
 
 /// Makes a tile progress reporter for a model name.
 pub type ProgressFactory = Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>;
@@ -56,6 +56,9 @@ pub struct RunOptions {
     /// `--higher_order_resampling_LEGACY`: the labels go back to the input's grid as cropped
     /// one-hot masks interpolated with order 1 (smoother borders than order 0).
     pub higher_order_resampling_legacy: bool,
+    /// `--save_probabilities`: keep nnU-Net's class probabilities of the task's last model
+    /// ([`Segmentation::probabilities`]).
+    pub save_probabilities: bool,
 }
 
 impl Default for RunOptions {
@@ -73,6 +76,7 @@ impl Default for RunOptions {
             accumulation: AccumulationPrecision::Fp16,
             higher_order_resampling: false,
             higher_order_resampling_legacy: false,
+            save_probabilities: false,
         }
     }
 }
@@ -90,6 +94,10 @@ pub struct Segmentation {
     pub classes: Vec<(u8, String)>,
     /// Statistics, when asked for.
     pub statistics: Option<Statistics>,
+    /// nnU-Net's probabilities of the task's last model, with
+    /// [`RunOptions::save_probabilities`] (write them with
+    /// [`totalseg_io::probabilities::write_probabilities`]).
+    pub probabilities: Option<NnunetProbabilities>,
 }
 
 impl Segmentation {
@@ -114,6 +122,7 @@ impl Segmentation {
     /// #     header: totalseg_io::nifti::NiftiHeader::empty(),
     /// #     classes: vec![(1, "spleen".into()), (2, "liver".into()), (3, "new_in_v2".into())],
     /// #     statistics: None,
+    /// #     probabilities: None,
     /// # };
     /// let v1 = segmentation.renumbered([(1, "liver"), (2, "spleen"), (3, "heart")], None);
     /// assert_eq!(v1.labels.as_slice().unwrap(), &[2, 1, 0]);
@@ -145,6 +154,7 @@ impl Segmentation {
             header: self.header.clone(),
             classes,
             statistics: self.statistics.clone(),
+            probabilities: self.probabilities.clone(),
         }
     }
 
@@ -361,6 +371,7 @@ impl Segmenter {
             } else {
                 LabelUpsampling::Nearest
             },
+            save_probabilities: opts.save_probabilities,
         };
         let predicted = self.predict(volume, &run, &options)?;
         let mut labels = predicted.labels;
@@ -429,6 +440,7 @@ impl Segmenter {
             header,
             classes,
             statistics,
+            probabilities: predicted.probabilities,
         })
     }
 
@@ -458,6 +470,7 @@ impl Segmenter {
             accumulation: self.options.accumulation,
             higher_order_resampling: false,
             label_upsampling: LabelUpsampling::Nearest,
+            save_probabilities: false,
         };
         Ok(self.predict(volume, &run, &options)?.labels)
     }

@@ -57,6 +57,7 @@ fn official_segmentation() -> Segmentation {
             .map(|(label, name)| (label as u8, name.to_string()))
             .collect(),
         statistics: None,
+        probabilities: None,
     }
 }
 

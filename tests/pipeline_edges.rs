@@ -441,10 +441,6 @@ fn official_flags_we_do_not_implement_fail_naming_the_flag() {
     for (args, named) in [
         (&["--preview"][..], "option --preview is not supported"),
         (&["-p"][..], "option --preview is not supported"),
-        (
-            &["-sp", "probs.npz"][..],
-            "option --save_probabilities is not supported",
-        ),
         (&["--test", "1"][..], "option --test is not supported"),
     ] {
         let err = run_failing(&shared("example_ct_sm.nii.gz"), args, work.path());
@@ -707,4 +703,90 @@ fn radiomics_flag_writes_features_of_every_class_mask() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
     assert!(!work.path().join("out.nii.gz").exists());
+}
+
+/// The `probabilities` array of an npz written by NumPy or by us: shape and values.
+fn read_npz_probabilities(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    use std::io::Read;
+    let file = std::fs::File::open(path).expect("npz");
+    let mut zip = zip::ZipArchive::new(file).expect("npz is a zip");
+    let mut entry = zip.by_name("probabilities.npy").expect("probabilities.npy");
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).expect("read npy");
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "npy 1.0");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).expect("ascii header");
+    assert!(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"));
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .expect("shape")
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    let values: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(values.len(), shape.iter().product::<usize>());
+    (shape, values)
+}
+
+/// `--save_probabilities`: nnU-Net's npz and pkl as the official tool writes them
+/// (`tools/fixtures/make_probabilities_fixtures.py`, `--task body --fast`): the pickle
+/// byte-identical, the probabilities equal up to the fp16 logit gaps between the networks
+/// (the argmax everywhere the same).
+#[test]
+fn save_probabilities_matches_the_official_files() {
+    let work = tempfile::tempdir().expect("tmp");
+    let npz = work.path().join("probs/p.npz");
+    run_ok(
+        &shared("example_ct_sm.nii.gz"),
+        &work.path().join("seg.nii.gz"),
+        &[
+            "--ml",
+            "--task",
+            "body",
+            "--fast",
+            "-sp",
+            npz.to_str().unwrap(),
+        ],
+        work.path(),
+    );
+    let official = official("body_fast_probabilities");
+    assert_eq!(
+        std::fs::read(work.path().join("probs/p.pkl")).expect("our pkl"),
+        std::fs::read(official.join("probs.pkl")).expect("official pkl"),
+        "the pickled properties"
+    );
+    let (shape, ours) = read_npz_probabilities(&npz);
+    let (official_shape, theirs) = read_npz_probabilities(&official.join("probs.npz"));
+    assert_eq!(shape, official_shape);
+    assert_eq!(shape, [3, 15, 50, 61]);
+    let max_diff = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let identical = ours.iter().zip(&theirs).filter(|(a, b)| a == b).count();
+    assert!(max_diff < 2e-3, "max difference {max_diff}");
+    assert!(
+        identical * 10 > ours.len() * 9,
+        "{identical} of {} identical",
+        ours.len()
+    );
+    // Per voxel the probabilities sum to 1 and the most probable class is the official one.
+    let voxels = ours.len() / shape[0];
+    for v in 0..voxels {
+        let class_of = |p: &[f32]| {
+            (0..shape[0]).max_by(|&a, &b| p[a * voxels + v].total_cmp(&p[b * voxels + v]))
+        };
+        assert_eq!(class_of(&ours), class_of(&theirs), "voxel {v}");
+        let sum: f32 = (0..shape[0]).map(|c| ours[c * voxels + v]).sum();
+        assert!((sum - 1.0).abs() < 1e-5, "voxel {v} sums to {sum}");
+    }
 }

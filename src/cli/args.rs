@@ -180,8 +180,10 @@ pub struct SegmentArgs {
     /// class mask into statistics_radiomics.json (NIfTI input, not with --ml).
     #[arg(short = 'r', long = "radiomics")]
     pub radiomics: bool,
-    /// Not supported: saving the probabilities.
-    #[arg(long = "save_probabilities", value_name = "filepath", hide = true)]
+    /// Save nnU-Net's class probabilities of the last model to this .npz path (and its
+    /// properties to the same path with suffix .pkl), as the official tool does. Only for
+    /// experienced users: the array is on the model's input grid, in nnU-Net's axis order.
+    #[arg(long = "save_probabilities", value_name = "filepath")]
     pub save_probabilities: Option<PathBuf>,
     /// Let nnU-Net resample the image to the model spacing (order 3) and bring the logits
     /// back with cropped-logits resampling: smoother masks than upsampling the labels.
@@ -245,16 +247,11 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
 /// The first option on the command line that `totalseg` cannot honour, and why: a clear
 /// error instead of a silently different result.
 pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> {
-    let reasons: [(bool, &'static str, &str); 3] = [
+    let reasons: [(bool, &'static str, &str); 2] = [
         (
             args.preview,
             "--preview",
             "the PNG preview needs the official tool's 3-D renderer (fury)",
-        ),
-        (
-            args.save_probabilities.is_some(),
-            "--save_probabilities",
-            "saving the class probabilities is not implemented",
         ),
         (
             args.test != 0,

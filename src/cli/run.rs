@@ -28,6 +28,7 @@ use crate::predictor::TileProgress;
 use crate::radiomics::radiomics_for_dir;
 use crate::segmenter::{check_supported, statistics_options};
 use totalseg_core::tasks::Variant;
+use totalseg_io::probabilities::{pickle_path, write_probabilities};
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), SegmentError> {
@@ -157,6 +158,7 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         .save_lowres(args.save_lowres)
         .higher_order_resampling(args.higher_order_resampling)
         .higher_order_resampling_legacy(args.higher_order_resampling_legacy)
+        .save_probabilities(args.save_probabilities.is_some())
         .f32_accumulation(args.f32_accumulation)
         .device(device)
         .precision(precision)
@@ -267,6 +269,27 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         write_text_atomically(&path, &stats.to_json_string())?;
         if !quiet {
             eprintln!("Statistics written to {}", path.display());
+        }
+    }
+    if let Some(path) = &args.save_probabilities {
+        match &segmentation.probabilities {
+            Some(p) => {
+                write_probabilities(path, p.probabilities.view(), &p.properties).map_err(|e| {
+                    SegmentError::Output {
+                        path: e.path,
+                        source: e.source,
+                    }
+                })?;
+                if !quiet {
+                    eprintln!(
+                        "Probabilities written to {} and {}",
+                        path.display(),
+                        pickle_path(path).display()
+                    );
+                }
+            }
+            // nnunet.py returns before nnU-Net runs when the crop is empty.
+            None => eprintln!("No probabilities: no model ran (empty crop)."),
         }
     }
     if args.radiomics {

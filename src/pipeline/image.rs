@@ -19,7 +19,9 @@ use totalseg_core::statistics::{basic_statistics, ct_to_i16, Statistics, Statist
 
 use super::models::{ModelProvider, ModelRun};
 use crate::error::SegmentError;
-use crate::predictor::{predict_labels, TileProgress};
+use crate::predictor::{
+    predict_labels, predict_labels_and_probabilities, NnunetProbabilities, TileProgress,
+};
 use crate::timing::stage;
 
 /// `nr_voxels_thr` of nnunet.py: above it (and z > 200, multi-model) the image is split.
@@ -53,6 +55,9 @@ pub struct PredictImageOptions<'a> {
     pub higher_order_resampling: bool,
     /// How the labels are resampled back to the input's grid.
     pub label_upsampling: LabelUpsampling,
+    /// `--save_probabilities`: keep nnU-Net's probabilities of the last model (of the first
+    /// sub-image when split), as the official tool's file ends up holding.
+    pub save_probabilities: bool,
 }
 
 /// How the labels go back from the model resolution to the input's grid.
@@ -81,6 +86,9 @@ pub struct PredictedImage {
     /// The crop mask was empty, so nothing ran and `labels` is all zero
     /// (TotalSegmentator: "Crop is empty. Returning empty segmentation.").
     pub empty_crop: bool,
+    /// nnU-Net's probabilities with `save_probabilities` (the affine is the model input's,
+    /// as nnU-Net reads it back from TotalSegmentator's temporary float32 NIfTI).
+    pub probabilities: Option<NnunetProbabilities>,
 }
 
 /// Runs `run` on `data` (`[i, j, k]`, float values as nibabel's `get_fdata`) with `affine`.
@@ -104,6 +112,7 @@ pub fn predict_image(
                         affine: *affine,
                         statistics: None,
                         empty_crop: true,
+                        probabilities: None,
                     });
                 }
                 let zooms = widen(nifti_zooms_from_affine(affine));
@@ -165,6 +174,7 @@ pub fn predict_image(
         .iter()
         .map(|&(a, b)| Array3::zeros((shape[0], shape[1], b - a)))
         .collect();
+    let mut probabilities = None;
     for (spec, lut) in &run.models {
         let model = stage("load model", || models.model(spec))?;
         let mut settings = model.settings.clone();
@@ -173,18 +183,33 @@ pub fn predict_image(
         if options.higher_order_resampling {
             settings.logits_resampling = LogitsResampling::Cropped;
         }
-        for (&(a, b), merged) in parts.iter().zip(merged_parts.iter_mut()) {
+        for (index, (&(a, b), merged)) in parts.iter().zip(merged_parts.iter_mut()).enumerate() {
             let part = model_input.slice(s![.., .., a..b]);
             let input = part.insert_axis(Axis(0));
             let bar = progress(&model.name);
             let labels = stage(&format!("predict {}", model.name), || {
-                predict_labels(
-                    input,
-                    model_zooms,
-                    &settings,
-                    model.network.as_ref(),
-                    bar.as_ref(),
-                )
+                if options.save_probabilities && index == 0 {
+                    // Each model overwrites the file; the first sub-image is `s01`.
+                    let (labels, mut probs) = predict_labels_and_probabilities(
+                        input,
+                        model_zooms,
+                        &settings,
+                        model.network.as_ref(),
+                        bar.as_ref(),
+                    )?;
+                    probs.properties.affine =
+                        model_affine.map(|row| row.map(|v| f64::from(v as f32)));
+                    probabilities = Some(probs);
+                    Ok(labels)
+                } else {
+                    predict_labels(
+                        input,
+                        model_zooms,
+                        &settings,
+                        model.network.as_ref(),
+                        bar.as_ref(),
+                    )
+                }
             })?;
             Zip::from(merged).and(&labels).for_each(|m, &l| {
                 let mapped = lut.get(l as usize).copied().unwrap_or(0);
@@ -227,6 +252,7 @@ pub fn predict_image(
             affine: model_affine,
             statistics,
             empty_crop: false,
+            probabilities,
         });
     }
 
@@ -270,6 +296,7 @@ pub fn predict_image(
         affine: *affine,
         statistics,
         empty_crop: false,
+        probabilities,
     })
 }
 
@@ -406,6 +433,7 @@ mod tests {
             accumulation: AccumulationPrecision::Fp16,
             higher_order_resampling: false,
             label_upsampling: LabelUpsampling::Nearest,
+            save_probabilities: false,
         };
         // Two touching labels in one body (L4 over L5) and a separate L3 above.
         let mut prediction = Array3::<u8>::zeros((12, 12, 30));

@@ -15,7 +15,7 @@
 
 use half::f16;
 use ndarray::parallel::prelude::*;
-use ndarray::{s, Array3, ArrayView4, Axis};
+use ndarray::{s, Array3, Array4, ArrayView4, Axis};
 
 use crate::postprocess::{argmax_channels, PostprocessError};
 use crate::resample::{
@@ -90,6 +90,73 @@ pub fn logits_to_labels(
         LogitsResampling::Cropped => {
             cropped_logits_to_labels(logits, target_shape, model_spacing, target_spacing, options)
         }
+    }
+}
+
+/// Class probabilities `[classes, d0, d1, d2]` = `target_shape` and their argmax, as nnU-Net's
+/// export computes them for `save_probabilities`: every channel of the logits resampled as in
+/// [`LogitsResampling::Full`] (fp16 kept), then the softmax over the classes in float32
+/// (`label_manager.apply_inference_nonlin`).
+///
+/// ```
+/// use ndarray::Array4;
+/// use totalseg_core::export::logits_to_probabilities;
+/// use totalseg_core::resample::NnunetResampling;
+/// let logits = Array4::from_shape_vec((2, 1, 1, 2), vec![0.0, 0.0, 0.0, 2.0]).unwrap();
+/// let (probabilities, labels) = logits_to_probabilities(
+///     logits.view(), [1, 1, 2], [1.0; 3], [1.0; 3], &NnunetResampling::default()).unwrap();
+/// assert_eq!(probabilities[[0, 0, 0, 0]], 0.5);
+/// assert!((probabilities[[1, 0, 0, 1]] - 0.880797).abs() < 1e-6);
+/// assert_eq!(labels.as_slice().unwrap(), &[0, 1]);
+/// ```
+pub fn logits_to_probabilities(
+    logits: ArrayView4<f32>,
+    target_shape: [usize; 3],
+    model_spacing: [f64; 3],
+    target_spacing: [f64; 3],
+    options: &NnunetResampling,
+) -> Result<(Array4<f32>, Array3<u8>), ExportError> {
+    let (_, d0, d1, d2) = logits.dim();
+    let mut scores = if [d0, d1, d2] == target_shape {
+        logits.to_owned()
+    } else {
+        resample_channels_to_shape::<f32, f16>(
+            logits,
+            target_shape,
+            model_spacing,
+            target_spacing,
+            options,
+        )?
+        .mapv(f16::to_f32)
+    };
+    let labels = argmax_channels(scores.view())?;
+    softmax_channels(&mut scores);
+    Ok((scores, labels))
+}
+
+/// `torch.softmax(x, 0)` in place: per voxel, the maximum subtracted, exp, divided by the sum.
+fn softmax_channels(scores: &mut Array4<f32>) {
+    let (_, d0, d1, d2) = scores.dim();
+    let mut max = Array3::from_elem((d0, d1, d2), f32::NEG_INFINITY);
+    for channel in scores.axis_iter(Axis(0)) {
+        ndarray::Zip::from(&mut max)
+            .and(channel)
+            .par_for_each(|m, &v| *m = m.max(v));
+    }
+    let mut sum = Array3::<f32>::zeros((d0, d1, d2));
+    for mut channel in scores.axis_iter_mut(Axis(0)) {
+        ndarray::Zip::from(&mut channel)
+            .and(&max)
+            .and(&mut sum)
+            .par_for_each(|v, &m, s| {
+                *v = (*v - m).exp();
+                *s += *v;
+            });
+    }
+    for mut channel in scores.axis_iter_mut(Axis(0)) {
+        ndarray::Zip::from(&mut channel)
+            .and(&sum)
+            .par_for_each(|v, &s| *v /= s);
     }
 }
 

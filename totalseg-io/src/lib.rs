@@ -5,6 +5,7 @@
 pub mod dicom;
 pub mod image;
 pub mod nifti;
+pub mod probabilities;
 pub mod weights;
 
 pub use image::{read_image, ImageReadError, InputKind};
