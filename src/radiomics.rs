@@ -75,6 +75,7 @@ pub fn radiomics_for_dir(
         ct.spacing,
         pixel_type_of(&ct.header),
     );
+    drop(ct);
     let files = mask_files(mask_dir)?;
     type Entry = (String, Vec<(String, f64)>, Option<String>);
     let results: Vec<Result<Entry, SegmentError>> = files

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Official radiomics step (TotalSegmentator's get_radiomics_features_for_entire_dir:
 # pyradiomics + SimpleITK) vs ours (examples/radiomics.rs) on the same CT and class masks,
-# alternating runs, then the two JSON files compared value by value.
+# alternating runs (wall time and peak RSS from /usr/bin/time), then the two JSON files
+# compared value by value.
 #   benches/radiomics/run.sh [RUNS]
 # The case: the shared example_ct_sm.nii.gz and its official label map example_seg.nii.gz
 # (real weights, 41 classes), upsampled to 1.5 mm (244x202x60 voxels; image order 1, labels
@@ -31,18 +32,15 @@ for label, name in class_map["total"].items():
 print("case:", image.shape, "voxels at 1.5 mm,", len(np.unique(labels)) - 1, "classes present")
 PY
 for i in $(seq "$runs"); do
-  s=$(date +%s.%N)
-  python3 -c "
+  /usr/bin/time -f "%e %M" -o "$work/time" python3 -c "
 import sys; from pathlib import Path
 from totalsegmentator.statistics import get_radiomics_features_for_entire_dir
 get_radiomics_features_for_entire_dir(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
 " "$work/ct.nii.gz" "$work/masks" "$work/official.json" > /dev/null 2>&1
-  e=$(date +%s.%N)
-  echo "official run $i: $(echo "$e - $s" | bc) s"
-  s=$(date +%s.%N)
-  "$repo/target/release/examples/radiomics" "$work/ct.nii.gz" "$work/masks" "$work/ours.json" > /dev/null
-  e=$(date +%s.%N)
-  echo "ours run $i: $(echo "$e - $s" | bc) s"
+  read -r t m < "$work/time"; echo "official run $i: $t s, peak RSS $((m / 1024)) MiB"
+  /usr/bin/time -f "%e %M" -o "$work/time" \
+    "$repo/target/release/examples/radiomics" "$work/ct.nii.gz" "$work/masks" "$work/ours.json" > /dev/null
+  read -r t m < "$work/time"; echo "ours run $i: $t s, peak RSS $((m / 1024)) MiB"
 done
 python3 - "$work/official.json" "$work/ours.json" <<'PY'
 import json, sys

@@ -114,7 +114,8 @@ pub enum RadiomicsError {
 /// first use, and shared by all masks.
 #[derive(Debug)]
 pub struct RadiomicsImage {
-    values: Grid<f64>,
+    /// The voxels as read (f32 holds every int16 / int32 CT value and float32 exactly).
+    values: Grid<f32>,
     spacing: [f64; 3],
     geometry: ItkGeometry,
     pixel_type: PixelType,
@@ -130,7 +131,7 @@ impl RadiomicsImage {
         pixel_type: PixelType,
     ) -> RadiomicsImage {
         RadiomicsImage {
-            values: Grid::from_ijk(values, f64::from),
+            values: Grid::from_ijk(values, |v| v),
             spacing,
             geometry: ItkGeometry::from_affine(affine, spacing),
             pixel_type,
@@ -149,7 +150,7 @@ impl RadiomicsImage {
             });
         }
         let (lower, extent) = mask.bounding_box().ok_or(RadiomicsError::LabelNotPresent)?;
-        let (image, mask, spacing) = match resampled_grid(
+        let (resampled, mask, spacing) = match resampled_grid(
             &self.geometry,
             self.values.size,
             self.spacing,
@@ -157,13 +158,13 @@ impl RadiomicsImage {
             extent,
             RESAMPLED_SPACING,
         ) {
-            None => (self.values.clone(), mask, self.spacing),
+            None => (None, mask, self.spacing),
             Some(grid) => {
                 let coefficients = self
                     .coefficients
                     .get_or_init(|| bspline_coefficients(&self.values));
                 (
-                    grid.bspline(coefficients, &self.geometry, self.pixel_type),
+                    Some(grid.bspline(coefficients, &self.geometry, self.pixel_type)),
                     grid.nearest(&mask, &self.geometry),
                     grid.spacing,
                 )
@@ -177,7 +178,16 @@ impl RadiomicsImage {
             _ => {}
         }
         let mask = mask.crop(lower, extent);
-        let image = image.crop(lower, extent);
+        let image = match resampled {
+            Some(image) => image.crop(lower, extent),
+            None => {
+                let crop = self.values.crop(lower, extent);
+                Grid {
+                    size: crop.size,
+                    data: crop.data.into_iter().map(f64::from).collect(),
+                }
+            }
+        };
         let shape = shape_features(&mask, spacing);
         let values: Vec<f64> = image
             .data

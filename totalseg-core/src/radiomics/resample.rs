@@ -216,8 +216,11 @@ fn pole() -> f64 {
 
 /// ITK's `BSplineDecompositionImageFilter` (order 3): the interpolation coefficients,
 /// filtering along x, then y, then z.
-pub(super) fn bspline_coefficients(image: &Grid<f64>) -> Grid<f64> {
-    let mut out = image.clone();
+pub(super) fn bspline_coefficients(image: &Grid<f32>) -> Grid<f64> {
+    let mut out = Grid {
+        size: image.size,
+        data: image.data.iter().map(|&v| f64::from(v)).collect(),
+    };
     let [nx, ny, nz] = image.size;
     let mut line = Vec::new();
     for axis in 0..3 {
@@ -363,14 +366,15 @@ mod tests {
     #[test]
     fn bspline_reproduces_the_samples_at_voxel_centres() {
         let size = [5, 4, 3];
-        let data: Vec<f64> = (0..60).map(|i| ((i * 37) % 11) as f64 - 3.0).collect();
+        let data: Vec<f32> = (0..60).map(|i| ((i * 37) % 11) as f32 - 3.0).collect();
         let image = Grid { size, data };
         let coefficients = bspline_coefficients(&image);
         for z in 0..3 {
             for y in 0..4 {
                 for x in 0..5 {
                     let v = evaluate_bspline(&coefficients, [x as f64, y as f64, z as f64]);
-                    assert!((v - image.get(x, y, z)).abs() < 1e-9, "{v} at {x},{y},{z}");
+                    let expected = f64::from(image.get(x, y, z));
+                    assert!((v - expected).abs() < 1e-9, "{v} at {x},{y},{z}");
                 }
             }
         }
