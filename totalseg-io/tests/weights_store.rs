@@ -8,7 +8,7 @@ use std::path::Path;
 
 use totalseg_io::weights::{
     DownloadError, DownloadSource, ModelForm, ModelSource, NoProgress, StoreDirs, StoreOptions,
-    WeightsError, WeightsStore,
+    WeightsError, WeightsStore, CONVERTED_SOURCE_FILE,
 };
 use weights_support::*;
 
@@ -477,14 +477,86 @@ fn list_reports_converted_and_nnunet_models_with_sizes() {
     assert_eq!(list[0].dataset_folder, DATASET);
     assert_eq!(list[0].model_folder, MODEL);
     assert!(list[0].complete);
+    let len = |name: &str| std::fs::metadata(list[0].path.join(name)).unwrap().len();
+    // The weights marker (5 bytes), the description and the record of the source files.
     assert_eq!(
         list[0].size_bytes,
-        5 + std::fs::metadata(list[0].path.join("model.json"))
-            .unwrap()
-            .len()
+        5 + len("model.json") + len(CONVERTED_SOURCE_FILE)
     );
     assert_eq!(list[1].form, ModelForm::NnUnet);
     assert_eq!(list[1].folds, vec![0]);
     assert!(list[1].complete);
     assert!(list[1].size_bytes > 96 * 1024);
+}
+
+/// A converted model made from other weights than the nnU-Net folder now found (another
+/// `--weights-dir`, an updated release) is converted again instead of being reused; with no
+/// source folder left, the cached model is what there is.
+#[test]
+fn converted_model_from_other_weights_is_converted_again() {
+    let home = tempfile::tempdir().unwrap();
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let store_for = |root: &Path| {
+        let mut dirs = StoreDirs::under(home.path());
+        dirs.nnunet_roots.insert(0, root.to_path_buf());
+        WeightsStore::new(
+            dirs,
+            StoreOptions {
+                offline: true,
+                http: fast_http(),
+                ..StoreOptions::default()
+            },
+        )
+    };
+    let conv = MarkerConverter::new();
+    let convert = |a: &Path, b: &Path| conv.convert(a, b);
+    let spec = spec_with(release_source());
+    let installed = install_nnunet_model(first.path(), DATASET);
+    let model = store_for(first.path())
+        .ensure_converted(&spec, &convert, &NoProgress)
+        .unwrap();
+    assert_eq!(conv.calls(), 1);
+    // The same weights again: served from the cache.
+    store_for(first.path())
+        .ensure_converted(&spec, &convert, &NoProgress)
+        .unwrap();
+    assert_eq!(conv.calls(), 1);
+
+    // Other weights (a longer checkpoint) in another folder: converted from them.
+    let other = install_nnunet_model(second.path(), DATASET);
+    std::fs::write(
+        other.join("fold_0/checkpoint_final.pth"),
+        checkpoint_bytes(0, 4096),
+    )
+    .unwrap();
+    store_for(second.path())
+        .ensure_converted(&spec, &convert, &NoProgress)
+        .unwrap();
+    assert_eq!(conv.calls(), 2);
+    assert_eq!(conv.seen.lock().unwrap().last(), Some(&other));
+    assert_eq!(
+        std::fs::read_to_string(&model.weights).unwrap(),
+        "4096",
+        "the cache now holds the second weights"
+    );
+
+    // The first folder's checkpoint replaced in place (same path, other content).
+    std::fs::write(
+        installed.join("fold_0/checkpoint_final.pth"),
+        checkpoint_bytes(0, 100),
+    )
+    .unwrap();
+    store_for(first.path())
+        .ensure_converted(&spec, &convert, &NoProgress)
+        .unwrap();
+    assert_eq!(conv.calls(), 3);
+    assert_eq!(std::fs::read_to_string(&model.weights).unwrap(), "100");
+
+    // No source folder at all: the cached model is used.
+    let empty = tempfile::tempdir().unwrap();
+    store_for(empty.path())
+        .ensure_converted(&spec, &convert, &NoProgress)
+        .unwrap();
+    assert_eq!(conv.calls(), 3);
 }

@@ -74,6 +74,6 @@ pub use proxy::proxy_for_url;
 pub use source::{DownloadSource, ModelSource, ModelSpec};
 pub use store::{
     BoxError, ConvertedModel, Converter, StoreOptions, WeightsStore, CONVERTED_JSON_FILE,
-    CONVERTED_WEIGHTS_FILE, DEFAULT_RELEASE_URL_BASE, ENV_RELEASE_URL_BASE,
+    CONVERTED_SOURCE_FILE, CONVERTED_WEIGHTS_FILE, DEFAULT_RELEASE_URL_BASE, ENV_RELEASE_URL_BASE,
 };
 pub use unpack::{unpack_dataset_archive, ExpectedLayout};

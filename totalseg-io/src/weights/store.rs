@@ -26,6 +26,9 @@ pub const ENV_RELEASE_URL_BASE: &str = "TOTALSEG_WEIGHTS_URL_BASE";
 pub const CONVERTED_WEIGHTS_FILE: &str = "model.safetensors";
 /// File name of the converted model description inside a converted model folder.
 pub const CONVERTED_JSON_FILE: &str = "model.json";
+/// File inside a converted model folder naming the nnU-Net files it was made from (path,
+/// size, modification time): a converted model whose source has changed since is stale.
+pub const CONVERTED_SOURCE_FILE: &str = "source.txt";
 
 /// The error type converters return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -193,6 +196,29 @@ impl WeightsStore {
         model.is_complete().then_some(model)
     }
 
+    /// The converted model of `spec` if it is complete and still matches its nnU-Net source:
+    /// when the official folder it was converted from is present, its files must be the ones
+    /// recorded at conversion ([`CONVERTED_SOURCE_FILE`]); otherwise (other weights in
+    /// `--weights-dir`, an updated release) the model is converted again. Without a source
+    /// folder the cache is all there is, and it is used.
+    fn find_current_converted(&self, spec: &ModelSpec) -> Option<ConvertedModel> {
+        let model = self.find_converted(spec)?;
+        let Ok(Some(source)) = self.find_nnunet_model(spec) else {
+            return Some(model);
+        };
+        let recorded = std::fs::read_to_string(model.dir.join(CONVERTED_SOURCE_FILE)).ok();
+        if recorded.as_deref() == Some(source_fingerprint(&source).as_str()) {
+            Some(model)
+        } else {
+            log::info!(
+                "{} was converted from other weights than {}: converting again",
+                model.dir.display(),
+                source.display()
+            );
+            None
+        }
+    }
+
     /// The archive URL of `source` (`None` for [`DownloadSource::Unavailable`]).
     pub fn download_url(&self, source: &ModelSource) -> Option<String> {
         match &source.download {
@@ -285,7 +311,7 @@ impl WeightsStore {
         converter: &Converter<'_>,
         progress: &dyn ProgressSink,
     ) -> Result<ConvertedModel, WeightsError> {
-        if let Some(model) = self.find_converted(spec) {
+        if let Some(model) = self.find_current_converted(spec) {
             return Ok(model);
         }
         // Offline and nothing to convert: say so without touching the cache (no lock file).
@@ -294,7 +320,7 @@ impl WeightsStore {
         }
         let _lock = self.lock(&spec.source, progress)?;
         // Another process may have finished while this one waited.
-        if let Some(model) = self.find_converted(spec) {
+        if let Some(model) = self.find_current_converted(spec) {
             return Ok(model);
         }
         let nnunet_dir = match self.find_nnunet_model(spec)? {
@@ -487,6 +513,9 @@ impl WeightsStore {
             model_dir: nnunet_dir.to_path_buf(),
             source,
         })?;
+        let source_file = tmp.path().join(CONVERTED_SOURCE_FILE);
+        std::fs::write(&source_file, source_fingerprint(nnunet_dir))
+            .map_err(|e| io_error("writing", &source_file, e))?;
         for file in [CONVERTED_WEIGHTS_FILE, CONVERTED_JSON_FILE] {
             if !tmp.path().join(file).is_file() {
                 return Err(WeightsError::ConversionIncomplete {
@@ -553,6 +582,34 @@ pub(crate) fn model_folder_state(dir: &Path) -> FolderState {
     } else {
         FolderState::Incomplete(missing.join(", "))
     }
+}
+
+/// What identifies the nnU-Net files a model is converted from: the folder's canonical path,
+/// then per file (plans, dataset, each fold's checkpoint) its size and modification time.
+fn source_fingerprint(dir: &Path) -> String {
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut text = format!("{}\n", canonical.display());
+    let mut files = vec!["plans.json".to_string(), "dataset.json".to_string()];
+    files.extend(
+        checkpoint_folds(dir)
+            .into_iter()
+            .map(|k| format!("fold_{k}/checkpoint_final.pth")),
+    );
+    for file in files {
+        let (len, modified) = match std::fs::metadata(dir.join(&file)) {
+            Ok(meta) => {
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                (meta.len(), modified)
+            }
+            Err(_) => (0, 0),
+        };
+        text.push_str(&format!("{file}\t{len}\t{modified}\n"));
+    }
+    text
 }
 
 /// Fold numbers `k` with `fold_<k>/checkpoint_final.pth`, sorted.
