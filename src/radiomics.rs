@@ -62,7 +62,7 @@ fn mask_files(dir: &Path) -> Result<Vec<PathBuf>, SegmentError> {
 /// )?;
 /// println!("{} structures, {} without features", report.entries.len(), warnings.len());
 /// std::fs::write("segmentations/statistics_radiomics.json", report.to_json_string())?;
-/// # Ok::<(), totalsegmentator::SegmentError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn radiomics_for_dir(
     ct_path: &Path,

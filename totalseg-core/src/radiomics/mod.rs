@@ -74,12 +74,13 @@ impl PixelType {
     fn cast(self, value: f64) -> f64 {
         match self {
             PixelType::Integer { min, max } => {
-                if value < min {
+                if value <= min {
                     min
-                } else if value > max {
+                } else if value >= max {
                     max
                 } else {
-                    value.trunc()
+                    // `+ 0.0`: an integer has no negative zero (-0.4 becomes 0, not -0.0).
+                    value.trunc() + 0.0
                 }
             }
             PixelType::Float32 => f64::from(value as f32),
@@ -417,3 +418,86 @@ pub const ZERO_FEATURE_NAMES: [&str; 107] = [
     "ngtdm_Contrast",
     "ngtdm_Strength",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    fn image() -> RadiomicsImage {
+        let ct = Array3::from_shape_fn((8, 8, 8), |(i, j, k)| (i * 3 + j * 5 + k * 7) as f32);
+        let mut affine = [[0.0; 4]; 4];
+        for a in 0..3 {
+            affine[a][a] = 3.0;
+        }
+        affine[3][3] = 1.0;
+        RadiomicsImage::new(ct.view(), &affine, [3.0; 3], PixelType::INT16)
+    }
+
+    #[test]
+    fn integer_cast_truncates_clamps_and_has_no_negative_zero() {
+        let t = PixelType::INT16;
+        assert_eq!(t.cast(-3.7), -3.0);
+        assert_eq!(t.cast(2.9), 2.0);
+        assert!(t.cast(-0.4).is_sign_positive());
+        assert_eq!(t.cast(1e6), 32767.0);
+        assert_eq!(t.cast(-1e6), -32768.0);
+        assert_eq!(PixelType::Float32.cast(0.1), f64::from(0.1f32));
+    }
+
+    #[test]
+    fn empty_single_voxel_and_mismatched_masks_get_the_zero_features() {
+        let image = image();
+        let empty = Array3::from_elem((8, 8, 8), false);
+        let result = structure_radiomics(&image, empty.view());
+        assert_eq!(result.features.len(), 107);
+        assert!(result.features.iter().all(|(_, v)| *v == 0.0));
+        assert!(result.warning.unwrap().contains("Entire mask is 0 or 1"));
+
+        let mut single = empty.clone();
+        single[[3, 3, 3]] = true;
+        let result = structure_radiomics(&image, single.view());
+        assert_eq!(result.features.len(), 107);
+        assert!(result.warning.unwrap().contains("single voxel"));
+        assert_eq!(
+            image.features(single.view()),
+            Err(RadiomicsError::SingleVoxel)
+        );
+
+        let mut line = empty.clone();
+        for i in 2..6 {
+            line[[i, 3, 3]] = true;
+        }
+        assert_eq!(
+            image.features(line.view()),
+            Err(RadiomicsError::TooFewDimensions(1))
+        );
+
+        let other = Array3::from_elem((8, 8, 7), true);
+        let mut other = other;
+        other[[0, 0, 0]] = false;
+        assert!(matches!(
+            image.features(other.view()),
+            Err(RadiomicsError::ShapeMismatch { .. })
+        ));
+        let result = structure_radiomics(&image, other.view());
+        assert!(result.warning.unwrap().contains("differs from image shape"));
+    }
+
+    #[test]
+    fn report_json_is_pythons_indent_4() {
+        let report = RadiomicsReport {
+            entries: vec![
+                ("liver".into(), vec![("shape_VoxelVolume".into(), 27.0)]),
+                ("spleen".into(), vec![]),
+            ],
+        };
+        assert_eq!(
+            report.to_json_string(),
+            "{\n    \"liver\": {\n        \"shape_VoxelVolume\": 27.0\n    },\n    \"spleen\": {}\n}"
+        );
+        assert_eq!(RadiomicsReport::default().to_json_string(), "{}");
+        assert_eq!(python_round(0.03125, 4), 0.0312);
+        assert_eq!(python_round(2.71828, 4), 2.7183);
+    }
+}
