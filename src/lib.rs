@@ -7,6 +7,7 @@
 
 pub mod builder;
 pub mod cli;
+pub mod combine;
 pub mod error;
 pub mod models;
 pub mod output;

@@ -790,3 +790,125 @@ fn save_probabilities_matches_the_official_files() {
         assert!((sum - 1.0).abs() < 1e-5, "voxel {v} sums to {sum}");
     }
 }
+
+/// Runs `totalseg combine-masks args...`.
+fn combine_masks(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_totalseg"))
+        .arg("combine-masks")
+        .args(args)
+        .output()
+        .expect("totalseg runs")
+}
+
+/// `totalseg combine-masks` against the official `totalseg_combine_masks`
+/// (`tools/fixtures/make_combine_masks_fixtures.py`): from the shared multilabel file (with
+/// and without `-ml`) and from a folder of per-class masks; headers byte-identical, voxels
+/// equal. A missing class file and a multilabel file without label names are clear errors.
+#[test]
+fn combine_masks_matches_the_official_tool() {
+    let work = tempfile::tempdir().expect("tmp");
+    let seg = shared("example_seg.nii.gz");
+    let fixtures = repo().join("fixtures/combine_masks");
+    for (group, extra, name) in [
+        ("lung", &[][..], "lung_from_multilabel.nii.gz"),
+        (
+            "vertebrae_ribs",
+            &["-ml"][..],
+            "vertebrae_ribs_ml_from_multilabel.nii.gz",
+        ),
+    ] {
+        let out = work.path().join(name);
+        let mut args = vec![
+            "-i",
+            seg.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-m",
+            group,
+        ];
+        args.extend(extra);
+        let run = combine_masks(&args);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_same_output(&out, &fixtures.join(name));
+    }
+
+    // A folder of per-class masks, as the official per-class output writes them.
+    let folder = work.path().join("segmentations");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let map = read_label_map(&seg).expect("label map");
+    let total = totalseg_core::tasks::ClassMap::get("total").expect("total");
+    for (label, name) in total.iter() {
+        totalseg_io::nifti::write_class_mask(
+            &folder.join(format!("{name}.nii.gz")),
+            map.labels.view(),
+            label as u8,
+            &map.header,
+        )
+        .expect("mask");
+    }
+    let out = work.path().join("vertebrae.nii.gz");
+    let run = combine_masks(&[
+        "-i",
+        folder.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-m",
+        "vertebrae",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_same_output(&out, &fixtures.join("vertebrae_from_folder.nii.gz"));
+
+    // Errors name the file and leave nothing behind.
+    std::fs::remove_file(folder.join("vertebrae_T5.nii.gz")).expect("rm");
+    let out = work.path().join("missing.nii.gz");
+    let run = combine_masks(&[
+        "-i",
+        folder.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-m",
+        "vertebrae",
+    ]);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("vertebrae_T5.nii.gz") && err.contains("not found"),
+        "{err}"
+    );
+    // The official combined file has no label extension.
+    let unnamed = fixtures.join("lung_from_multilabel.nii.gz");
+    let run = combine_masks(&[
+        "-i",
+        unnamed.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-m",
+        "lung",
+    ]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no label names"));
+    let run = combine_masks(&[
+        "-i",
+        seg.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-m",
+        "heart",
+    ]);
+    assert!(!run.status.success());
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(work.path())
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -29,6 +29,28 @@ pub enum Command {
         #[command(subcommand)]
         action: WeightsAction,
     },
+    /// Combine class masks into one binary mask (TotalSegmentator's totalseg_combine_masks).
+    CombineMasks(CombineMasksArgs),
+}
+
+/// `totalseg combine-masks -i <output folder or multilabel file> -o <file> -m <group>`.
+#[derive(Debug, Args)]
+pub struct CombineMasksArgs {
+    /// TotalSegmentator output folder with the per-class masks, or a multilabel file.
+    #[arg(short = 'i', value_name = "directory")]
+    pub mask_dir: PathBuf,
+    /// Output path for the combined mask.
+    #[arg(short = 'o', value_name = "filepath")]
+    pub output: PathBuf,
+    /// The group of masks to combine.
+    #[arg(short = 'm', long = "masks", value_parser = clap::builder::PossibleValuesParser::new(totalseg_core::tasks::COMBINE_MASK_GROUPS))]
+    pub masks: String,
+    /// Add the group name as label 1 in TotalSegmentator's label extension.
+    #[arg(long = "multilabel", alias = "ml")]
+    pub multilabel: bool,
+    /// Add the output to this NORA project as a mask.
+    #[arg(short = 't', long = "nora_tag", default_value = "None")]
+    pub nora_tag: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,12 +12,13 @@ use totalseg_io::weights::{
 use totalseg_nn::Precision;
 
 use super::args::{
-    parse_output_types, unsupported_option, Cli, Command, DownloadArgs, OutputType, SegmentArgs,
-    WeightsAction, WeightsLocationArgs,
+    parse_output_types, unsupported_option, Cli, CombineMasksArgs, Command, DownloadArgs,
+    OutputType, SegmentArgs, WeightsAction, WeightsLocationArgs,
 };
 use super::nora::{add_to_nora, NoraTag};
 use super::report::{python_absolute, RunReport};
 use crate::builder::{Device, SegmenterBuilder};
+use crate::combine::combine_masks;
 use crate::error::SegmentError;
 use crate::models::{convert_folder, store_spec};
 use crate::output::{
@@ -30,6 +31,18 @@ use crate::segmenter::{check_supported, statistics_options};
 use totalseg_core::tasks::Variant;
 use totalseg_io::probabilities::{pickle_path, write_probabilities};
 
+/// `totalseg combine-masks`: the union of a class group, then the NORA tag if asked.
+fn combine(args: &CombineMasksArgs) -> Result<(), SegmentError> {
+    let output = python_absolute(&args.output);
+    combine_masks(&args.mask_dir, &args.masks, &output, args.multilabel)?;
+    if args.nora_tag != "None" {
+        for warning in add_to_nora(&args.nora_tag, &[output], NoraTag::Mask) {
+            eprintln!("{warning}");
+        }
+    }
+    Ok(())
+}
+
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), SegmentError> {
     match cli.command {
@@ -37,6 +50,7 @@ pub fn run(cli: Cli) -> Result<(), SegmentError> {
         Some(Command::Weights {
             action: WeightsAction::List(location),
         }) => list_weights(&location),
+        Some(Command::CombineMasks(args)) => combine(&args),
         None => segment(cli.segment),
     }
 }

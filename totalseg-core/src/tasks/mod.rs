@@ -24,6 +24,7 @@
 //! ```
 
 mod class_map;
+mod combine;
 mod error;
 mod listing;
 mod model;
@@ -45,6 +46,7 @@ mod data {
 }
 
 pub use class_map::ClassMap;
+pub use combine::{combine_mask_classes, COMBINE_MASK_GROUPS};
 pub use data::tasks::TOTALSEGMENTATOR_VERSION;
 pub use error::{TaskError, UnknownName};
 pub use listing::{
