@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use ndarray::ArrayView3;
 use rayon::prelude::*;
 use totalseg_core::radiomics::{structure_radiomics, PixelType, RadiomicsImage, RadiomicsReport};
-use totalseg_io::nifti::{read_nifti, NiftiDataType, NiftiHeader};
+use totalseg_io::nifti::{read_nifti, NiftiDataType, NiftiHeader, Volume};
 
 use crate::error::SegmentError;
 
@@ -28,6 +29,42 @@ pub fn pixel_type_of(header: &NiftiHeader) -> PixelType {
         Ok(NiftiDataType::F32) => PixelType::Float32,
         Ok(NiftiDataType::F64) | Err(_) => PixelType::Float64,
     }
+}
+
+/// The radiomics report of the classes of a label map on `ct` (same grid), as the per-class
+/// files of that label map would give it: entries sorted by class name (the file order).
+pub fn radiomics_for_labels(
+    ct: &Volume,
+    labels: ArrayView3<u8>,
+    classes: &[(u8, String)],
+) -> Result<RadiomicsReport, SegmentError> {
+    if labels.dim() != ct.data.dim() {
+        return Err(SegmentError::Model(format!(
+            "radiomics: label map shape {:?} differs from the image's {:?}",
+            labels.dim(),
+            ct.data.dim()
+        )));
+    }
+    let image = RadiomicsImage::new(
+        ct.data.view(),
+        &ct.affine,
+        ct.spacing,
+        pixel_type_of(&ct.header),
+    );
+    let mut sorted: Vec<&(u8, String)> = classes.iter().collect();
+    // Path order of "<name>.nii.gz": compare the file names, as Python sorts the glob.
+    sorted.sort_by_key(|(_, name)| format!("{name}.nii.gz"));
+    let entries = sorted
+        .par_iter()
+        .map(|(label, name)| {
+            let mask = labels.mapv(|v| v == *label);
+            (
+                name.clone(),
+                structure_radiomics(&image, mask.view()).features,
+            )
+        })
+        .collect();
+    Ok(RadiomicsReport { entries })
 }
 
 /// The `*.nii.gz` files of `dir`, sorted by name as Python sorts `Path.glob` results.

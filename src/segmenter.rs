@@ -158,6 +158,27 @@ impl Segmentation {
         }
     }
 
+    /// `--radiomics` on this segmentation in memory: the features of each class mask on
+    /// `ct` (the input volume it was made from), named and ordered as the per-class files
+    /// are (by class name), without writing the masks first. Equal to
+    /// [`crate::radiomics::radiomics_for_dir`] on the per-class output.
+    ///
+    /// ```no_run
+    /// # use totalsegmentator::{read_nifti, SegmenterBuilder};
+    /// let ct = read_nifti(std::path::Path::new("ct.nii.gz"))?;
+    /// let segmenter = SegmenterBuilder::new("total").fast(true).build()?;
+    /// let segmentation = segmenter.segment(&ct)?;
+    /// let report = segmentation.radiomics(&ct)?;
+    /// std::fs::write("statistics_radiomics.json", report.to_json_string())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn radiomics(
+        &self,
+        ct: &totalseg_io::nifti::Volume,
+    ) -> Result<totalseg_core::radiomics::RadiomicsReport, SegmentError> {
+        crate::radiomics::radiomics_for_labels(ct, self.labels.view(), &self.classes)
+    }
+
     /// Number of voxels per output class, in class order.
     pub fn voxel_counts(&self) -> Vec<(String, u64)> {
         let mut counts = [0u64; 256];

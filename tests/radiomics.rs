@@ -106,3 +106,29 @@ fn example_ct_all_117_classes_match_official() {
     assert_eq!(compared, 40 * 32 + 77 * 107);
     assert_eq!(ours, official);
 }
+
+/// The same report straight from the label map in memory (`Segmentation::radiomics`), without
+/// per-class files: equal to the official JSON.
+#[test]
+fn radiomics_from_the_label_map_in_memory_matches_official() {
+    use totalseg_core::tasks::ClassMap;
+    use totalseg_io::nifti::{read_label_map, read_nifti};
+    use totalsegmentator::Segmentation;
+    let seg = read_label_map(&shared().join("example_seg.nii.gz")).unwrap();
+    let ct = read_nifti(&shared().join("example_ct_sm.nii.gz")).unwrap();
+    let segmentation = Segmentation {
+        labels: seg.labels,
+        affine: seg.affine,
+        header: seg.header,
+        classes: ClassMap::get("total")
+            .unwrap()
+            .iter()
+            .map(|(label, name)| (label as u8, name.to_string()))
+            .collect(),
+        statistics: None,
+        probabilities: None,
+    };
+    let report = segmentation.radiomics(&ct).unwrap();
+    let official = std::fs::read_to_string(fixtures().join("example_ct_sm_total.json")).unwrap();
+    assert_eq!(report.to_json_string(), official);
+}
