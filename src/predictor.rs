@@ -269,7 +269,7 @@ fn predict(
         DevicePrediction::Logits(logits) if with_probabilities => {
             let (probs, labels) = stage("export of the probabilities", || {
                 logits_to_probabilities(
-                    logits.view(),
+                    logits,
                     cropped_shape,
                     settings.spacing,
                     spacing,
@@ -303,21 +303,31 @@ fn predict(
     let probabilities = probabilities.map(|cropped| {
         // revert_cropping_on_probabilities: background 1 outside the crop; then
         // transpose_backward (the file keeps the reader's axis order).
+        // Each copy of a many-class volume is large: copy only when the crop or the
+        // transpose changes something.
         let shape = crop.shape_before_cropping;
         let b = crop.bbox;
-        let mut full = Array4::<f32>::zeros((cropped.shape()[0], shape[0], shape[1], shape[2]));
-        full.index_axis_mut(Axis(0), 0).fill(1.0);
-        full.slice_mut(s![
-            ..,
-            b.start[0]..b.end[0],
-            b.start[1]..b.end[1],
-            b.start[2]..b.end[2]
-        ])
-        .assign(&cropped);
-        let probabilities = full
-            .permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1])
-            .as_standard_layout()
-            .to_owned();
+        let full = if cropped.shape()[1..] == shape[..] {
+            cropped
+        } else {
+            let mut full = Array4::<f32>::zeros((cropped.shape()[0], shape[0], shape[1], shape[2]));
+            full.index_axis_mut(Axis(0), 0).fill(1.0);
+            full.slice_mut(s![
+                ..,
+                b.start[0]..b.end[0],
+                b.start[1]..b.end[1],
+                b.start[2]..b.end[2]
+            ])
+            .assign(&cropped);
+            full
+        };
+        let probabilities = if tb == [0, 1, 2] {
+            full
+        } else {
+            full.permuted_axes([0, tb[0] + 1, tb[1] + 1, tb[2] + 1])
+                .as_standard_layout()
+                .to_owned()
+        };
         NnunetProbabilities {
             probabilities,
             properties: NnunetProperties {

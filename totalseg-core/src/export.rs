@@ -104,24 +104,25 @@ pub fn logits_to_labels(
 /// use totalseg_core::resample::NnunetResampling;
 /// let logits = Array4::from_shape_vec((2, 1, 1, 2), vec![0.0, 0.0, 0.0, 2.0]).unwrap();
 /// let (probabilities, labels) = logits_to_probabilities(
-///     logits.view(), [1, 1, 2], [1.0; 3], [1.0; 3], &NnunetResampling::default()).unwrap();
+///     logits, [1, 1, 2], [1.0; 3], [1.0; 3], &NnunetResampling::default()).unwrap();
 /// assert_eq!(probabilities[[0, 0, 0, 0]], 0.5);
 /// assert!((probabilities[[1, 0, 0, 1]] - 0.880797).abs() < 1e-6);
 /// assert_eq!(labels.as_slice().unwrap(), &[0, 1]);
 /// ```
 pub fn logits_to_probabilities(
-    logits: ArrayView4<f32>,
+    logits: Array4<f32>,
     target_shape: [usize; 3],
     model_spacing: [f64; 3],
     target_spacing: [f64; 3],
     options: &NnunetResampling,
 ) -> Result<(Array4<f32>, Array3<u8>), ExportError> {
     let (_, d0, d1, d2) = logits.dim();
+    // The softmax is taken in place: the logits' own array when no resampling is needed.
     let mut scores = if [d0, d1, d2] == target_shape {
-        logits.to_owned()
+        logits
     } else {
         resample_channels_to_shape::<f32, f16>(
-            logits,
+            logits.view(),
             target_shape,
             model_spacing,
             target_spacing,
