@@ -791,11 +791,16 @@ fn save_probabilities_matches_the_official_files() {
     }
 }
 
-/// Runs `totalseg combine-masks args...`.
-fn combine_masks(args: &[&str]) -> Output {
+/// Runs `totalseg combine-masks -i input -o output -m group extra...`.
+fn combine_masks(input: &Path, output: &Path, group: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_totalseg"))
         .arg("combine-masks")
-        .args(args)
+        .arg("-i")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .args(["-m", group])
+        .args(extra)
         .output()
         .expect("totalseg runs")
 }
@@ -809,6 +814,13 @@ fn combine_masks_matches_the_official_tool() {
     let work = tempfile::tempdir().expect("tmp");
     let seg = shared("example_seg.nii.gz");
     let fixtures = repo().join("fixtures/combine_masks");
+    let ok = |run: Output| {
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    };
     for (group, extra, name) in [
         ("lung", &[][..], "lung_from_multilabel.nii.gz"),
         (
@@ -818,21 +830,7 @@ fn combine_masks_matches_the_official_tool() {
         ),
     ] {
         let out = work.path().join(name);
-        let mut args = vec![
-            "-i",
-            seg.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "-m",
-            group,
-        ];
-        args.extend(extra);
-        let run = combine_masks(&args);
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        ok(combine_masks(&seg, &out, group, extra));
         assert_same_output(&out, &fixtures.join(name));
     }
 
@@ -851,64 +849,29 @@ fn combine_masks_matches_the_official_tool() {
         .expect("mask");
     }
     let out = work.path().join("vertebrae.nii.gz");
-    let run = combine_masks(&[
-        "-i",
-        folder.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-m",
-        "vertebrae",
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    ok(combine_masks(&folder, &out, "vertebrae", &[]));
     assert_same_output(&out, &fixtures.join("vertebrae_from_folder.nii.gz"));
 
     // Errors name the file and leave nothing behind.
+    let failing = |input: &Path, group: &str| {
+        let run = combine_masks(input, &work.path().join("failed.nii.gz"), group, &[]);
+        assert!(!run.status.success(), "{group} succeeded");
+        String::from_utf8_lossy(&run.stderr).into_owned()
+    };
     std::fs::remove_file(folder.join("vertebrae_T5.nii.gz")).expect("rm");
-    let out = work.path().join("missing.nii.gz");
-    let run = combine_masks(&[
-        "-i",
-        folder.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-m",
-        "vertebrae",
-    ]);
-    assert!(!run.status.success());
-    let err = String::from_utf8_lossy(&run.stderr);
+    let err = failing(&folder, "vertebrae");
     assert!(
         err.contains("vertebrae_T5.nii.gz") && err.contains("not found"),
         "{err}"
     );
     // The official combined file has no label extension.
-    let unnamed = fixtures.join("lung_from_multilabel.nii.gz");
-    let run = combine_masks(&[
-        "-i",
-        unnamed.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-m",
-        "lung",
-    ]);
-    assert!(!run.status.success());
-    assert!(String::from_utf8_lossy(&run.stderr).contains("no label names"));
-    let run = combine_masks(&[
-        "-i",
-        seg.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-m",
-        "heart",
-    ]);
-    assert!(!run.status.success());
-    assert!(!out.exists());
+    let err = failing(&fixtures.join("lung_from_multilabel.nii.gz"), "lung");
+    assert!(err.contains("no label names"), "{err}");
+    failing(&seg, "heart");
     let leftovers: Vec<_> = std::fs::read_dir(work.path())
         .expect("dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.contains(".tmp"))
+        .filter(|n| n.contains(".tmp") || n.starts_with("failed"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -37,7 +37,7 @@ use std::sync::OnceLock;
 use ndarray::ArrayView3;
 
 use crate::geometry::Affine;
-use crate::statistics::json::python_json_string;
+use crate::statistics::json::{python_json_object, python_json_string};
 use crate::statistics::python_float_repr;
 use first_order::{first_order_features, FIRST_ORDER_NAMES};
 use grid::Grid;
@@ -273,32 +273,25 @@ pub struct RadiomicsReport {
 impl RadiomicsReport {
     /// The text `json.dump(stats, f, indent=4)` writes (no trailing newline).
     pub fn to_json_string(&self) -> String {
-        if self.entries.is_empty() {
-            return "{}".to_string();
-        }
         let items: Vec<String> = self
             .entries
             .iter()
             .map(|(name, features)| {
-                let body = if features.is_empty() {
-                    "{}".to_string()
-                } else {
-                    let fields: Vec<String> = features
-                        .iter()
-                        .map(|(key, v)| {
-                            format!(
-                                "        {}: {}",
-                                python_json_string(key),
-                                python_float_repr(*v)
-                            )
-                        })
-                        .collect();
-                    format!("{{\n{}\n    }}", fields.join(",\n"))
-                };
+                let fields: Vec<String> = features
+                    .iter()
+                    .map(|(key, v)| {
+                        format!(
+                            "        {}: {}",
+                            python_json_string(key),
+                            python_float_repr(*v)
+                        )
+                    })
+                    .collect();
+                let body = python_json_object(&fields, "    ");
                 format!("    {}: {body}", python_json_string(name))
             })
             .collect();
-        format!("{{\n{}\n}}", items.join(",\n"))
+        python_json_object(&items, "")
     }
 
     /// Writes [`Self::to_json_string`] to `path`.

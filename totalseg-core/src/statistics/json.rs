@@ -60,6 +60,16 @@ pub fn python_float_repr(value: f64) -> String {
     }
 }
 
+/// A JSON object as `json.dump(..., indent=4)` writes it from its already indented
+/// `"key": value` lines: `{}` when there are none.
+pub(crate) fn python_json_object(items: &[String], closing_indent: &str) -> String {
+    if items.is_empty() {
+        "{}".to_string()
+    } else {
+        format!("{{\n{}\n{closing_indent}}}", items.join(",\n"))
+    }
+}
+
 /// A JSON string literal as Python's `json.dumps` (with `ensure_ascii=True`) writes it.
 pub(crate) fn python_json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);

@@ -112,9 +112,6 @@ pub struct Statistics {
 impl Statistics {
     /// The JSON text `json.dump(stats, f, indent=4)` writes (no trailing newline).
     pub fn to_json_string(&self) -> String {
-        if self.entries.is_empty() {
-            return "{}".to_string();
-        }
         let items: Vec<String> = self
             .entries
             .iter()
@@ -131,7 +128,7 @@ impl Statistics {
                 )
             })
             .collect();
-        format!("{{\n{}\n}}", items.join(",\n"))
+        json::python_json_object(&items, "")
     }
 
     /// Writes [`Self::to_json_string`] to `path`.
