@@ -10,14 +10,22 @@ use totalseg_io::nifti::{read_nifti, NiftiDataType, NiftiHeader, Volume};
 
 use crate::error::SegmentError;
 
-/// The type SimpleITK reads a NIfTI image as (scaled images become float).
+/// The type SimpleITK reads a NIfTI image as: its stored type, or float32 (float64 for
+/// float64 data) when `scl_slope`/`scl_inter` rescale it.
 pub fn pixel_type_of(header: &NiftiHeader) -> PixelType {
+    // A zero or non-finite slope means no scaling; a non-finite intercept counts as 0.
+    let inter = if header.scl_inter.is_finite() {
+        header.scl_inter
+    } else {
+        0.0
+    };
     let scaled = header.scl_slope != 0.0
         && header.scl_slope.is_finite()
-        && (header.scl_slope != 1.0 || header.scl_inter != 0.0);
+        && (header.scl_slope != 1.0 || inter != 0.0);
     let integer = |min: f64, max: f64| PixelType::Integer { min, max };
     match NiftiDataType::from_code(header.datatype) {
-        _ if scaled => PixelType::Float64,
+        Ok(NiftiDataType::F64) => PixelType::Float64,
+        _ if scaled => PixelType::Float32,
         Ok(NiftiDataType::U8) => integer(0.0, 255.0),
         Ok(NiftiDataType::I8) => integer(-128.0, 127.0),
         Ok(NiftiDataType::I16) => PixelType::INT16,
@@ -27,7 +35,7 @@ pub fn pixel_type_of(header: &NiftiHeader) -> PixelType {
         Ok(NiftiDataType::I64) => integer(i64::MIN as f64, i64::MAX as f64),
         Ok(NiftiDataType::U64) => integer(0.0, u64::MAX as f64),
         Ok(NiftiDataType::F32) => PixelType::Float32,
-        Ok(NiftiDataType::F64) | Err(_) => PixelType::Float64,
+        Err(_) => PixelType::Float64,
     }
 }
 
@@ -150,4 +158,35 @@ pub fn radiomics_for_dir(
         report.entries.push((name, features));
     }
     Ok((report, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As SimpleITK 2.5 reads them (checked with `sitk.ReadImage(...).GetPixelIDTypeAsString()`):
+    /// int16 stays int16, rescaled int16 becomes float32, rescaled float64 stays float64.
+    #[test]
+    fn pixel_type_follows_simpleitk() {
+        let mut header = NiftiHeader::empty();
+        header.datatype = NiftiDataType::I16.code();
+        header.scl_slope = 1.0;
+        assert_eq!(pixel_type_of(&header), PixelType::INT16);
+        header.scl_slope = f32::NAN;
+        assert_eq!(pixel_type_of(&header), PixelType::INT16);
+        header.scl_slope = 2.0;
+        header.scl_inter = 1.0;
+        assert_eq!(pixel_type_of(&header), PixelType::Float32);
+        header.datatype = NiftiDataType::F64.code();
+        assert_eq!(pixel_type_of(&header), PixelType::Float64);
+        header.datatype = NiftiDataType::U8.code();
+        header.scl_slope = 0.0;
+        assert_eq!(
+            pixel_type_of(&header),
+            PixelType::Integer {
+                min: 0.0,
+                max: 255.0
+            }
+        );
+    }
 }
