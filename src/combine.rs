@@ -44,32 +44,14 @@ pub fn combine_masks(
     let header = NiftiHeader::for_new_image([a, b, c], &affine, NiftiDataType::U8)
         .map_err(|kind| totalseg_io::nifti::NiftiError::at(output, kind))?;
     let names: Option<LabelNames> = multilabel.then(|| [(1u8, group.to_string())].into());
-    let tmp = output.with_file_name(format!(
-        ".{}.tmp{}.nii.gz",
-        output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
     if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| SegmentError::Output {
             path: parent.to_path_buf(),
             source,
         })?;
     }
-    let written = write_label_map(&tmp, combined.view(), &header, names.as_ref())
-        .map_err(SegmentError::from)
-        .and_then(|()| {
-            std::fs::rename(&tmp, output).map_err(|source| SegmentError::Output {
-                path: output.to_path_buf(),
-                source,
-            })
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written?;
+    // The NIfTI writer goes through a temporary file: a failure leaves no partial output.
+    write_label_map(output, combined.view(), &header, names.as_ref())?;
     Ok(combined.iter().filter(|&&v| v == 1).count())
 }
 

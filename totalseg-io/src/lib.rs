@@ -2,6 +2,7 @@
 //! extension), DICOM series input, and the weights store (cache, download, conversion on
 //! first use).
 
+mod atomic;
 pub mod dicom;
 pub mod image;
 pub mod nifti;

@@ -74,38 +74,28 @@ pub fn write_probabilities(
 
 fn write_atomically(
     path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    write: impl FnOnce(&mut BufWriter<&File>) -> std::io::Result<()>,
 ) -> Result<(), ProbabilitiesError> {
     let err = |source| ProbabilitiesError {
         path: path.to_path_buf(),
         source,
     };
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(parent).map_err(err)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = parent.join(format!(
-        ".{}.tmp{}",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = File::create(&tmp).and_then(|file| {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    crate::atomic::write_atomically(path, |file| {
         let mut out = BufWriter::new(file);
         write(&mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()
-    });
-    let result = result.and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+        out.flush()?;
+        drop(out);
+        file.sync_all()
+    })
+    .map_err(|(step, e)| err(std::io::Error::new(e.kind(), format!("{step}: {e}"))))
 }
 
 /// `np.savez_compressed(out, probabilities=array)`: a deflated zip holding
 /// `probabilities.npy` (format 1.0, little-endian float32, C order).
-fn write_npz(out: &mut BufWriter<File>, array: ArrayView4<f32>) -> std::io::Result<()> {
+fn write_npz(out: &mut BufWriter<&File>, array: ArrayView4<f32>) -> std::io::Result<()> {
     let mut zip = zip::ZipWriter::new(out);
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)

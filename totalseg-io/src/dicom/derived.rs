@@ -216,23 +216,9 @@ pub(crate) fn write_atomically(
     let file = object
         .with_meta(meta.implementation_version_name("TOTALSEG_RS"))
         .map_err(|e| failed(e.to_string()))?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".totalseg-").suffix(".dcm.tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // As a newly created file: 0666 minus the umask.
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let temp = builder
-        .tempfile_in(&folder)
-        .map_err(|e| failed(format!("creating a temporary file: {e}")))?;
-    file.write_all(temp.as_file())
-        .map_err(|e| failed(e.to_string()))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| failed(format!("flushing: {e}")))?;
-    temp.persist(path)
-        .map_err(|e| failed(format!("renaming into place: {}", e.error)))?;
-    Ok(())
+    crate::atomic::write_atomically(path, |temp| {
+        file.write_all(temp).map_err(std::io::Error::other)?;
+        temp.sync_all()
+    })
+    .map_err(|(step, e)| failed(format!("{step}: {e}")))
 }

@@ -265,37 +265,11 @@ fn write_atomically<F>(path: &Path, body: F) -> Result<(), NiftiError>
 where
     F: FnOnce(&mut dyn Write) -> io::Result<()>,
 {
-    let at = |kind| NiftiError::at(path, kind);
-    let Some(file_name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Err(at(io_error(
-            "choosing the output file",
-            io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"),
-        )));
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let prefix = format!(".{file_name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Like a file nibabel creates (0666 minus the umask, which open(2) applies).
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let tmp = builder.tempfile_in(dir).map_err(|e| {
-        at(io_error(
-            &format!("creating a temporary file in {}", dir.display()),
-            e,
-        ))
-    })?;
-    let gz = file_name.to_ascii_lowercase().ends_with(".gz");
-    write_body(tmp.as_file(), gz, body).map_err(|e| at(io_error("writing", e)))?;
-    tmp.persist(path)
-        .map_err(|e| at(io_error("renaming the temporary file into place", e.error)))?;
-    Ok(())
+    let gz = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".gz"));
+    crate::atomic::write_atomically(path, |file| write_body(file, gz, body))
+        .map_err(|(step, e)| NiftiError::at(path, io_error(&step, e)))
 }
 
 fn write_body<F>(file: &File, gz: bool, body: F) -> io::Result<()>
