@@ -39,6 +39,16 @@ pub fn pixel_type_of(header: &NiftiHeader) -> PixelType {
     }
 }
 
+/// The CT prepared for radiomics, with the pixel type SimpleITK would read it as.
+fn radiomics_image(ct: &Volume) -> RadiomicsImage {
+    RadiomicsImage::new(
+        ct.data.view(),
+        &ct.affine,
+        ct.spacing,
+        pixel_type_of(&ct.header),
+    )
+}
+
 /// The radiomics report of the classes of a label map on `ct` (same grid), as the per-class
 /// files of that label map would give it: entries sorted by class name (the file order).
 pub fn radiomics_for_labels(
@@ -53,12 +63,7 @@ pub fn radiomics_for_labels(
             ct.data.dim()
         )));
     }
-    let image = RadiomicsImage::new(
-        ct.data.view(),
-        &ct.affine,
-        ct.spacing,
-        pixel_type_of(&ct.header),
-    );
+    let image = radiomics_image(ct);
     let mut sorted: Vec<&(u8, String)> = classes.iter().collect();
     // Path order of "<name>.nii.gz": compare the file names, as Python sorts the glob.
     sorted.sort_by_key(|(_, name)| format!("{name}.nii.gz"));
@@ -113,32 +118,16 @@ pub fn radiomics_for_dir(
     ct_path: &Path,
     mask_dir: &Path,
 ) -> Result<(RadiomicsReport, Vec<String>), SegmentError> {
-    let ct = read_nifti(ct_path)?;
-    let image = RadiomicsImage::new(
-        ct.data.view(),
-        &ct.affine,
-        ct.spacing,
-        pixel_type_of(&ct.header),
-    );
-    drop(ct);
+    let image = radiomics_image(&read_nifti(ct_path)?);
     let files = mask_files(mask_dir)?;
     type Entry = (String, Vec<(String, f64)>, Option<String>);
     let results: Vec<Result<Entry, SegmentError>> = files
         .par_iter()
         .map(|file| {
-            let mask = read_nifti(file)?;
-            let first = mask.data.iter().next().copied().unwrap_or(0.0);
-            let constant = mask.data.iter().all(|&v| v == first);
-            let labelled = mask.data.mapv(|v| v == 1.0);
-            let entry = if constant {
-                // The reference's "entire mask is 0 or 1" case, whatever the constant.
-                structure_radiomics(
-                    &image,
-                    ndarray::Array3::from_elem(labelled.dim(), false).view(),
-                )
-            } else {
-                structure_radiomics(&image, labelled.view())
-            };
+            // pyradiomics uses label 1; a mask of one value (0, 1 or other) comes out all set
+            // or all clear, which structure_radiomics answers with the reference's zeros.
+            let labelled = read_nifti(file)?.data.mapv(|v| v == 1.0);
+            let entry = structure_radiomics(&image, labelled.view());
             let name = file
                 .file_name()
                 .and_then(|n| n.to_str())

@@ -244,25 +244,16 @@ pub(super) fn bspline_coefficients(image: &Grid<f32>) -> Grid<f64> {
     out
 }
 
-/// The first voxel of every line along `axis`.
+/// The first voxel of every line along `axis` (x fastest in memory).
 fn line_starts(size: [usize; 3], axis: usize) -> Vec<usize> {
     let [nx, ny, nz] = size;
-    let mut starts = Vec::new();
-    for z in 0..nz {
-        for y in 0..ny {
-            for x in 0..nx {
-                let first = match axis {
-                    0 => x == 0,
-                    1 => y == 0,
-                    _ => z == 0,
-                };
-                if first {
-                    starts.push((z * ny + y) * nx + x);
-                }
-            }
-        }
+    match axis {
+        0 => (0..ny * nz).map(|row| row * nx).collect(),
+        1 => (0..nz)
+            .flat_map(|z| (0..nx).map(move |x| z * nx * ny + x))
+            .collect(),
+        _ => (0..nx * ny).collect(),
     }
-    starts
 }
 
 /// `DataToCoefficients1D`: gain, causal and anti-causal recursions with mirror
