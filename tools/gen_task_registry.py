@@ -340,6 +340,20 @@ def gen_weights():
     return "".join(out)
 
 
+def gen_preview_groups():
+    # preview.py draws one column per group, each structure in random_colors[its index].
+    from totalsegmentator import preview
+
+    out = [header("preview.py: roi_groups")]
+    out.append("/// `roi_groups` of `preview.py`: per task, the groups of classes drawn side by side.\n")
+    out.append("pub(crate) static PREVIEW_GROUPS: &[(&str, &[&[&str]])] = &[\n")
+    for task, groups in preview.roi_groups.items():
+        inner = ", ".join(rust_str_slice(g) for g in groups)
+        out.append(f"    ({rust_str(task)}, &[{inner}]),\n")
+    out.append("];\n")
+    return "".join(out)
+
+
 def main():
     check_source_rules()
     check_example_outputs()
@@ -347,7 +361,8 @@ def main():
     (OUT_DIR / "class_maps.rs").write_text(gen_class_maps())
     (OUT_DIR / "tasks.rs").write_text(gen_tasks())
     (OUT_DIR / "weights.rs").write_text(gen_weights())
-    files = [str(OUT_DIR / n) for n in ("class_maps.rs", "tasks.rs", "weights.rs")]
+    (OUT_DIR / "preview_groups.rs").write_text(gen_preview_groups())
+    files = [str(OUT_DIR / n) for n in ("class_maps.rs", "tasks.rs", "weights.rs", "preview_groups.rs")]
     # Emit rustfmt's layout so `cargo fmt` leaves the generated files untouched.
     subprocess.run(["rustfmt", "--edition", "2021", *files], check=True)
     print("wrote " + ", ".join(files))

@@ -11,6 +11,7 @@ pub mod nonzero_crop;
 pub mod normalize;
 pub mod pairwise_sum;
 pub mod postprocess;
+pub mod preview;
 pub mod radiomics;
 pub mod resample;
 pub mod sliding_window;

@@ -6,6 +6,7 @@ mod atomic;
 pub mod dicom;
 pub mod image;
 pub mod nifti;
+pub mod png;
 pub mod probabilities;
 pub mod weights;
 

@@ -1,11 +1,12 @@
 //! The marching-cubes triangle table of pyradiomics (`radiomics/src/cshape.c`, v3.0.1,
 //! BSD-3-Clause, Copyright 2017 Harvard Medical School), needed as data: its triangulation
-//! of each cube configuration decides the mesh, hence MeshVolume, SurfaceArea and Sphericity.
+//! of each cube configuration decides the mesh, hence MeshVolume, SurfaceArea and Sphericity
+//! (and the `--preview` surfaces, `preview::surface`, reuse it).
 //! Cube indices with bit 7 set are looked up flipped (`idx ^ 0xff`), as in pyradiomics.
 
 /// Triangles (three edge numbers each) of cube configurations 0..128, ended by -1.
 #[rustfmt::skip]
-pub(super) const TRIANGLES: [[i8; 16]; 128] = [
+pub(crate) const TRIANGLES: [[i8; 16]; 128] = [
     [-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1],
     [0, 8, 3, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1],
     [1, 9, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1],

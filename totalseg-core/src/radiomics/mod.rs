@@ -27,7 +27,7 @@
 mod first_order;
 mod grid;
 mod itk_inverse;
-mod mesh_table;
+pub(crate) mod mesh_table;
 mod resample;
 mod shape;
 
