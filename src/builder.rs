@@ -199,6 +199,14 @@ impl SegmenterBuilder {
         self
     }
 
+    /// `--preview`: draw TotalSegmentator's preview image of the segmentation
+    /// ([`crate::Segmentation::preview`]). Building fails later, at `segment`, for a task
+    /// without a preview layout.
+    pub fn preview(mut self, on: bool) -> Self {
+        self.run.preview = on;
+        self
+    }
+
     /// Sum tiles in f32 instead of nnU-Net's fp16 (faster, not bit-parity).
     pub fn f32_accumulation(mut self, on: bool) -> Self {
         if on {

@@ -88,6 +88,12 @@ pub enum SegmentError {
     /// The requested device cannot be used.
     #[error("device: {0}")]
     Device(String),
+    /// The `--preview` image could not be drawn.
+    #[error("preview: {0}")]
+    Preview(#[from] totalseg_core::preview::PreviewError),
+    /// The `--preview` image could not be written.
+    #[error(transparent)]
+    Png(#[from] totalseg_io::png::PngWriteError),
 }
 
 impl From<totalseg_io::weights::WeightsError> for SegmentError {

@@ -13,6 +13,7 @@ pub mod models;
 pub mod output;
 pub mod pipeline;
 pub mod predictor;
+pub mod preview;
 pub mod radiomics;
 pub mod segmenter;
 pub mod timing;

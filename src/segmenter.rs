@@ -7,6 +7,7 @@ use ndarray::Array3;
 use totalseg_core::geometry::Affine;
 use totalseg_core::postprocess::remove_outside_of_mask;
 use totalseg_core::postprocess::vertebrae::refine_vertebrae_pp_with_body_mask;
+use totalseg_core::preview::{render_preview, PreviewImage};
 use totalseg_core::sliding_window::AccumulationPrecision;
 use totalseg_core::statistics::{
     basic_statistics, ct_to_i16, IntensityAggregation, Statistics, StatisticsOptions,
@@ -22,6 +23,8 @@ use crate::pipeline::{
     predict_image, LabelUpsampling, ModelProvider, ModelRun, PredictImageOptions, PredictedImage,
 };
 use crate::predictor::{NnunetProbabilities, NoTileProgress, TileProgress};
+use crate::preview::preview_groups_for_task;
+use crate::timing::stage;
 
 /// Makes a tile progress reporter for a model name.
 pub type ProgressFactory = Box<dyn Fn(&str) -> Box<dyn TileProgress> + Send + Sync>;
@@ -59,6 +62,8 @@ pub struct RunOptions {
     /// `--save_probabilities`: keep nnU-Net's class probabilities of the task's last model
     /// ([`Segmentation::probabilities`]).
     pub save_probabilities: bool,
+    /// `--preview`: draw TotalSegmentator's preview image ([`Segmentation::preview`]).
+    pub preview: bool,
 }
 
 impl Default for RunOptions {
@@ -77,6 +82,7 @@ impl Default for RunOptions {
             higher_order_resampling: false,
             higher_order_resampling_legacy: false,
             save_probabilities: false,
+            preview: false,
         }
     }
 }
@@ -98,6 +104,10 @@ pub struct Segmentation {
     /// [`RunOptions::save_probabilities`] (write them with
     /// [`totalseg_io::probabilities::write_probabilities`]).
     pub probabilities: Option<NnunetProbabilities>,
+    /// The preview image with [`RunOptions::preview`] (write it with
+    /// [`crate::preview::write_preview`] to [`crate::preview::preview_path`]); `None` when
+    /// nothing ran (empty crop).
+    pub preview: Option<PreviewImage>,
 }
 
 impl Segmentation {
@@ -123,6 +133,7 @@ impl Segmentation {
     /// #     classes: vec![(1, "spleen".into()), (2, "liver".into()), (3, "new_in_v2".into())],
     /// #     statistics: None,
     /// #     probabilities: None,
+    /// #     preview: None,
     /// # };
     /// let v1 = segmentation.renumbered([(1, "liver"), (2, "spleen"), (3, "heart")], None);
     /// assert_eq!(v1.labels.as_slice().unwrap(), &[2, 1, 0]);
@@ -155,6 +166,7 @@ impl Segmentation {
             classes,
             statistics: self.statistics.clone(),
             probabilities: self.probabilities.clone(),
+            preview: self.preview.clone(),
         }
     }
 
@@ -280,6 +292,12 @@ impl Segmenter {
         check_input(volume)?;
         let task = &self.task;
         let opts = &self.options;
+        // Checked before any model runs (the official tool fails with a KeyError after).
+        let preview_groups = if opts.preview {
+            Some(preview_groups_for_task(task.name, &task.class_map)?)
+        } else {
+            None
+        };
         let pre_pass = task.crop_pre_pass(&CropOptions {
             roi_subset: opts.roi_subset.as_ref(),
             roi_subset_robust: opts.roi_subset_robust,
@@ -342,6 +360,11 @@ impl Segmenter {
             Some(m) => Some(self.run_pre_pass_model(&m, volume)?),
             None => None,
         };
+        // With the refinement, nnunet.py draws the preview afterwards, on the input image.
+        let (preview_groups, preview_after_refinement) = match refinement_mask {
+            Some(_) => (None, preview_groups),
+            None => (preview_groups, None),
+        };
 
         // The task's own models.
         let model_specs = match &opts.roi_subset {
@@ -393,8 +416,10 @@ impl Segmenter {
                 LabelUpsampling::Nearest
             },
             save_probabilities: opts.save_probabilities,
+            preview: preview_groups,
         };
         let predicted = self.predict(volume, &run, &options)?;
+        let mut preview = predicted.preview;
         let mut labels = predicted.labels;
 
         // vertebrae_pp_refined: dilate by 2 mm at the input spacing, keep the vertebral body.
@@ -426,6 +451,12 @@ impl Segmenter {
             let iterations = (dilation_mm / mean_zoom) as usize;
             remove_outside_of_mask(&mut labels, mask.view(), iterations)
                 .map_err(|e| SegmentError::Model(e.to_string()))?;
+        }
+
+        if let Some(groups) = &preview_after_refinement {
+            preview = Some(stage("preview", || {
+                render_preview(volume.data.view(), &volume.affine, labels.view(), groups)
+            })?);
         }
 
         let statistics = match (fast_statistics, opts.statistics) {
@@ -462,6 +493,7 @@ impl Segmenter {
             classes,
             statistics,
             probabilities: predicted.probabilities,
+            preview,
         })
     }
 
@@ -492,6 +524,7 @@ impl Segmenter {
             higher_order_resampling: false,
             label_upsampling: LabelUpsampling::Nearest,
             save_probabilities: false,
+            preview: None,
         };
         Ok(self.predict(volume, &run, &options)?.labels)
     }

@@ -58,6 +58,7 @@ fn official_segmentation() -> Segmentation {
             .collect(),
         statistics: None,
         probabilities: None,
+        preview: None,
     }
 }
 

@@ -438,14 +438,12 @@ fn batch_size_variable_is_checked_and_does_not_change_the_output() {
 #[test]
 fn official_flags_we_do_not_implement_fail_naming_the_flag() {
     let work = tempfile::tempdir().expect("tmp");
-    for (args, named) in [
-        (&["--preview"][..], "option --preview is not supported"),
-        (&["-p"][..], "option --preview is not supported"),
-        (&["--test", "1"][..], "option --test is not supported"),
-    ] {
-        let err = run_failing(&shared("example_ct_sm.nii.gz"), args, work.path());
-        assert!(err.contains(named), "{args:?}: {err}");
-    }
+    let err = run_failing(
+        &shared("example_ct_sm.nii.gz"),
+        &["--test", "1"],
+        work.path(),
+    );
+    assert!(err.contains("option --test is not supported"), "{err}");
     assert!(!work.path().join("out.nii.gz").exists());
     // Accepted as the official tool accepts them: nifti output, the default NORA tag, a crop
     // path (which TotalSegmentator 2.x does not read either), --debug.

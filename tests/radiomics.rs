@@ -127,6 +127,7 @@ fn radiomics_from_the_label_map_in_memory_matches_official() {
             .collect(),
         statistics: None,
         probabilities: None,
+        preview: None,
     };
     let report = segmentation.radiomics(&ct).unwrap();
     let official = std::fs::read_to_string(fixtures().join("example_ct_sm_total.json")).unwrap();

@@ -195,8 +195,9 @@ pub struct SegmentArgs {
     /// Several may be given (`-ot nifti dicom_seg` or `-ot nifti,dicom_seg`).
     #[arg(long = "output_type", num_args = 1.., value_delimiter = ',')]
     pub output_type: Option<Vec<String>>,
-    /// Not supported: a PNG preview needs the official tool's 3-D renderer.
-    #[arg(short = 'p', long = "preview", hide = true)]
+    /// Write `preview_<task>.png`: the structures as smoothed surfaces seen from the front,
+    /// one column per group, as the official tool draws them.
+    #[arg(short = 'p', long = "preview")]
     pub preview: bool,
     /// Compute radiomics features (pyradiomics shape and first-order, at 3 mm) of every
     /// class mask into statistics_radiomics.json (NIfTI input, not with --ml).
@@ -269,22 +270,12 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
 /// The first option on the command line that `totalseg` cannot honour, and why: a clear
 /// error instead of a silently different result.
 pub fn unsupported_option(args: &SegmentArgs) -> Option<(&'static str, String)> {
-    let reasons: [(bool, &'static str, &str); 2] = [
+    (args.test != 0).then(|| {
         (
-            args.preview,
-            "--preview",
-            "the PNG preview needs the official tool's 3-D renderer (fury)",
-        ),
-        (
-            args.test != 0,
             "--test",
-            "the official tool's unit-test modes are not part of totalseg",
-        ),
-    ];
-    reasons
-        .into_iter()
-        .find(|(set, _, _)| *set)
-        .map(|(_, option, reason)| (option, reason.to_string()))
+            "the official tool's unit-test modes are not part of totalseg".to_string(),
+        )
+    })
 }
 
 /// One kind of output file (`-ot`).

@@ -26,6 +26,7 @@ use crate::output::{
     statistics_path, write_text_atomically, writes_derived_body_masks, OutputLayout,
 };
 use crate::predictor::TileProgress;
+use crate::preview::{preview_path, write_preview};
 use crate::radiomics::radiomics_for_dir;
 use crate::segmenter::{check_supported, statistics_options};
 use totalseg_core::tasks::Variant;
@@ -159,6 +160,13 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         }
         task_name = chosen;
     }
+    if args.preview && totalseg_core::tasks::preview_groups(&task_name).is_none() {
+        // The official tool fails with a KeyError after segmenting; say so before.
+        return Err(SegmentError::UnsupportedOption {
+            option: "--preview".into(),
+            reason: format!("TotalSegmentator has no preview layout for task {task_name}"),
+        });
+    }
     let mut builder = SegmenterBuilder::new(&task_name)
         .fast(args.fast)
         .fastest(args.fastest)
@@ -173,6 +181,7 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         .higher_order_resampling(args.higher_order_resampling)
         .higher_order_resampling_legacy(args.higher_order_resampling_legacy)
         .save_probabilities(args.save_probabilities.is_some())
+        .preview(args.preview)
         .f32_accumulation(args.f32_accumulation)
         .device(device)
         .precision(precision)
@@ -283,6 +292,13 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         write_text_atomically(&path, &stats.to_json_string())?;
         if !quiet {
             eprintln!("Statistics written to {}", path.display());
+        }
+    }
+    if let Some(image) = &segmentation.preview {
+        let path = preview_path(&output, args.ml, &task_name);
+        write_preview(&path, image)?;
+        if !quiet {
+            eprintln!("Preview written to {}", path.display());
         }
     }
     if let Some(path) = &args.save_probabilities {

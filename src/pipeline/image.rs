@@ -11,6 +11,7 @@ use totalseg_core::postprocess::{
     keep_largest_blob_multilabel, remove_auxiliary_labels, remove_small_blobs_all_classes,
     remove_small_blobs_multilabel, BlobSizeInterval,
 };
+use totalseg_core::preview::{render_preview, PreviewImage};
 use totalseg_core::resample::{
     change_spacing, change_spacing_labels, resample_labels_one_hot_crop, SpacingTarget, SplineOrder,
 };
@@ -58,6 +59,9 @@ pub struct PredictImageOptions<'a> {
     /// `--save_probabilities`: keep nnU-Net's probabilities of the last model (of the first
     /// sub-image when split), as the official tool's file ends up holding.
     pub save_probabilities: bool,
+    /// `--preview`: draw the label groups (columns of labels) on the model's input after
+    /// postprocessing, as nnunet.py does before going back to the input's grid.
+    pub preview: Option<Vec<Vec<u8>>>,
 }
 
 /// How the labels go back from the model resolution to the input's grid.
@@ -89,6 +93,8 @@ pub struct PredictedImage {
     /// nnU-Net's probabilities with `save_probabilities` (the affine is the model input's,
     /// as nnU-Net reads it back from TotalSegmentator's temporary float32 NIfTI).
     pub probabilities: Option<NnunetProbabilities>,
+    /// The `--preview` image, when asked for.
+    pub preview: Option<PreviewImage>,
 }
 
 /// Runs `run` on `data` (`[i, j, k]`, float values as nibabel's `get_fdata`) with `affine`.
@@ -113,6 +119,7 @@ pub fn predict_image(
                         statistics: None,
                         empty_crop: true,
                         probabilities: None,
+                        preview: None,
                     });
                 }
                 let zooms = widen(nifti_zooms_from_affine(affine));
@@ -229,6 +236,12 @@ pub fn predict_image(
     stage("postprocess", || {
         postprocess(&mut prediction, run, options, model_zooms)
     });
+    let preview = match &options.preview {
+        Some(groups) => Some(stage("preview", || {
+            render_preview(model_input.view(), &model_affine, prediction.view(), groups)
+        })?),
+        None => None,
+    };
     let statistics = match &options.low_res_statistics {
         Some((classes, stats_options)) => {
             let ct = model_input.mapv(|v| ct_to_i16(f64::from(v)));
@@ -253,6 +266,7 @@ pub fn predict_image(
             statistics,
             empty_crop: false,
             probabilities,
+            preview,
         });
     }
 
@@ -297,6 +311,7 @@ pub fn predict_image(
         statistics,
         empty_crop: false,
         probabilities,
+        preview,
     })
 }
 
@@ -434,6 +449,7 @@ mod tests {
             higher_order_resampling: false,
             label_upsampling: LabelUpsampling::Nearest,
             save_probabilities: false,
+            preview: None,
         };
         // Two touching labels in one body (L4 over L5) and a separate L3 above.
         let mut prediction = Array3::<u8>::zeros((12, 12, 30));
