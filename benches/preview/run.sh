@@ -1,0 +1,52 @@
+#!/bin/bash
+# Official preview step (TotalSegmentator's generate_preview: fury 0.12 / VTK 9.3 under Xvfb)
+# vs ours (examples/preview.rs) on the same CT and label map, alternating runs (wall time and
+# peak RSS from /usr/bin/time), then the two PNGs compared.
+#   benches/preview/run.sh [RUNS]
+# The case: what a default `total` run hands the preview step, the image and labels at
+# 1.5 mm: the shared example_ct_sm.nii.gz and its official label map example_seg.nii.gz
+# (real weights), upsampled to 1.5 mm (244x202x60 voxels; image order 1, labels nearest).
+# Needs TotalSegmentator + fury + Xvfb, scipy, and `cargo build --release --example preview`.
+set -euo pipefail
+runs=${1:-3}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+python3 - "$repo/../shared/data/totalseg-examples" "$work" <<'PY'
+import sys
+from pathlib import Path
+import nibabel as nib, numpy as np
+from scipy.ndimage import zoom
+shared, work = Path(sys.argv[1]), Path(sys.argv[2])
+ct = nib.load(shared / "example_ct_sm.nii.gz")
+seg = np.asarray(nib.load(shared / "example_seg.nii.gz").dataobj)
+affine = ct.affine.copy(); affine[:3, :3] /= 2
+affine[:3, 3] -= ct.affine[:3, :3] @ [0.25, 0.25, 0.25]
+image = zoom(np.asarray(ct.dataobj).astype(np.float32), 2, order=1).round().astype(np.int16)
+labels = seg.repeat(2, 0).repeat(2, 1).repeat(2, 2).astype(np.uint8)
+nib.save(nib.Nifti1Image(image, affine), work / "ct.nii.gz")
+nib.save(nib.Nifti1Image(labels, affine), work / "labels.nii.gz")
+print("case:", image.shape, "voxels at 1.5 mm,", len(np.unique(labels)) - 1, "classes present")
+PY
+for i in $(seq "$runs"); do
+  /usr/bin/time -f "%e %M" -o "$work/time" python3 -c "
+import sys; from pathlib import Path
+import nibabel as nib
+from totalsegmentator.preview import generate_preview
+generate_preview(nib.load(sys.argv[1]), Path(sys.argv[3]), nib.load(sys.argv[2]).get_fdata(), 20, 'total')
+" "$work/ct.nii.gz" "$work/labels.nii.gz" "$work/official.png" > /dev/null 2>&1
+  read -r t m < "$work/time"; echo "official run $i: $t s, peak RSS $((m / 1024)) MiB"
+  /usr/bin/time -f "%e %M" -o "$work/time" \
+    "$repo/target/release/examples/preview" "$work/ct.nii.gz" "$work/labels.nii.gz" total "$work/ours.png" > /dev/null
+  read -r t m < "$work/time"; echo "ours run $i: $t s, peak RSS $((m / 1024)) MiB"
+done
+python3 - "$work/official.png" "$work/ours.png" <<'PY'
+import sys
+import numpy as np
+from PIL import Image
+a, b = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in sys.argv[1:])
+print("size", a.shape[1], "x", a.shape[0], "both" if a.shape == b.shape else f"vs {b.shape}")
+d = np.abs(a - b)
+fa, fb = a.sum(2) > 0, b.sum(2) > 0
+print(f"mean absolute difference {d.mean():.2f}, pixels within 32: {(d.max(2) <= 32).mean():.4f}, "
+      f"non-black IoU {(fa & fb).sum() / (fa | fb).sum():.4f}")
+PY
