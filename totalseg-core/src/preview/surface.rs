@@ -5,6 +5,7 @@
 //! sharper than 60 degrees).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::reslice::WorldVolume;
 use crate::radiomics::mesh_table::TRIANGLES;
@@ -31,6 +32,29 @@ impl Surface {
         Some(bounds)
     }
 }
+
+/// A multiply-rotate hasher for the integer keys below (SipHash costs more than the rest
+/// of the lookup here).
+#[derive(Default)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
 /// The cube's corners as (x, y, z) offsets, in the bit order of the triangle table.
 const CORNERS: [[usize; 3]; 8] = [
@@ -86,21 +110,32 @@ pub(crate) fn structure_surface(volume: &WorldVolume, iso: f32, iterations: usiz
 /// Marching cubes, vertices shared between the cubes of an edge and placed by linear
 /// interpolation of the two corner values (as `vtkMarchingCubes`).
 fn marching_cubes(volume: &WorldVolume, iso: f32) -> (Vec<[f32; 3]>, Vec<[u32; 3]>) {
-    let data = &volume.data;
-    let [nx, ny, nz] = [data.shape()[0], data.shape()[1], data.shape()[2]];
+    let shape = volume.data.shape();
+    let [nx, ny, nz] = [shape[0], shape[1], shape[2]];
+    // VTK walks the cubes x fastest (that order numbers the vertices, which the in-place
+    // smoothing sees): a copy with x fastest in memory keeps that walk cache-friendly.
+    let x_fastest = volume.data.view().reversed_axes();
+    let x_fastest = x_fastest.as_standard_layout();
+    let Some(flat) = x_fastest.as_slice() else {
+        return (Vec::new(), Vec::new());
+    };
+    let at = |p: [usize; 3]| flat[(p[2] * ny + p[1]) * nx + p[0]];
+    let corner_offsets = CORNERS.map(|[dx, dy, dz]| (dz * ny + dy) * nx + dx);
     let mut vertices: Vec<[f32; 3]> = Vec::new();
     let mut triangles = Vec::new();
-    let mut vertex_of_edge: HashMap<(usize, usize, usize, usize), u32> = HashMap::new();
+    // Edge `axis` from grid point `p` is the key `p * 3 + axis`.
+    let mut vertex_of_edge: IntMap<u64, u32> = IntMap::default();
+    let key = |p: [usize; 3], axis: usize| (((p[2] * ny + p[1]) * nx + p[0]) * 3 + axis) as u64;
     let position = |p: [usize; 3]| -> [f64; 3] {
         [0, 1, 2].map(|a| volume.origin[a] + p[a] as f64 * volume.spacing[a])
     };
     for k in 0..nz.saturating_sub(1) {
         for j in 0..ny.saturating_sub(1) {
             for i in 0..nx.saturating_sub(1) {
-                let values = CORNERS.map(|[dx, dy, dz]| data[[i + dx, j + dy, k + dz]]);
+                let base = (k * ny + j) * nx + i;
                 let mut cube = 0u8;
-                for (bit, &v) in values.iter().enumerate() {
-                    if v >= iso {
+                for (bit, offset) in corner_offsets.iter().enumerate() {
+                    if flat[base + offset] >= iso {
                         cube |= 1 << bit;
                     }
                 }
@@ -115,17 +150,15 @@ fn marching_cubes(volume: &WorldVolume, iso: f32) -> (Vec<[f32; 3]>, Vec<[u32; 3
                     let (corner, axis) = EDGES[edge];
                     let [dx, dy, dz] = CORNERS[corner];
                     let start = [i + dx, j + dy, k + dz];
-                    *vertex_of_edge
-                        .entry((start[0], start[1], start[2], axis))
-                        .or_insert_with(|| {
-                            let mut end = start;
-                            end[axis] += 1;
-                            let (s0, s1) = (f64::from(data[start]), f64::from(data[end]));
-                            let t = (f64::from(iso) - s0) / (s1 - s0);
-                            let (p0, p1) = (position(start), position(end));
-                            vertices.push([0, 1, 2].map(|a| (p0[a] + t * (p1[a] - p0[a])) as f32));
-                            (vertices.len() - 1) as u32
-                        })
+                    *vertex_of_edge.entry(key(start, axis)).or_insert_with(|| {
+                        let mut end = start;
+                        end[axis] += 1;
+                        let (s0, s1) = (f64::from(at(start)), f64::from(at(end)));
+                        let t = (f64::from(iso) - s0) / (s1 - s0);
+                        let (p0, p1) = (position(start), position(end));
+                        vertices.push([0, 1, 2].map(|a| (p0[a] + t * (p1[a] - p0[a])) as f32));
+                        (vertices.len() - 1) as u32
+                    })
                 };
                 for triangle in TRIANGLES[row].chunks(3) {
                     if triangle[0] < 0 {
@@ -158,15 +191,16 @@ fn smooth(vertices: &mut [[f32; 3]], triangles: &[[u32; 3]], iterations: usize) 
     if iterations == 0 || triangles.is_empty() {
         return;
     }
-    // Cells of each undirected edge, in cell order.
-    let mut edge_cells: HashMap<(u32, u32), Vec<usize>> = HashMap::new();
+    // For each undirected edge: how many cells use it, and the first of them.
+    let edge_key = |p: u32, q: u32| u64::from(p.min(q)) << 32 | u64::from(p.max(q));
+    let mut edge_cells: IntMap<u64, (usize, usize)> = IntMap::default();
+    edge_cells.reserve(triangles.len() * 3 / 2);
     for (cell, t) in triangles.iter().enumerate() {
         for e in 0..3 {
-            let (p, q) = (t[e], t[(e + 1) % 3]);
-            edge_cells
-                .entry((p.min(q), p.max(q)))
-                .or_default()
-                .push(cell);
+            let entry = edge_cells
+                .entry(edge_key(t[e], t[(e + 1) % 3]))
+                .or_insert((0, cell));
+            entry.0 += 1;
         }
     }
     let mut kind = vec![VertexKind::Simple; vertices.len()];
@@ -174,17 +208,14 @@ fn smooth(vertices: &mut [[f32; 3]], triangles: &[[u32; 3]], iterations: usize) 
     for (cell, t) in triangles.iter().enumerate() {
         for e in 0..3 {
             let (p1, p2) = (t[e], t[(e + 1) % 3]);
-            let cells = &edge_cells[&(p1.min(p2), p1.max(p2))];
-            let others = cells.iter().filter(|&&c| c != cell).count();
-            let edge = match others {
-                0 => VertexKind::BoundaryEdge,
-                1 => {
-                    if cells.iter().any(|&c| c != cell && c < cell) {
-                        continue; // visited from the other cell
-                    }
-                    VertexKind::Simple
-                }
-                _ if cells.iter().all(|&c| c >= cell) => VertexKind::FeatureEdge,
+            let (count, first) = edge_cells[&edge_key(p1, p2)];
+            // As vtkSmoothPolyDataFilter: a boundary edge, a manifold edge seen from its
+            // first cell, or a non-manifold edge (a feature edge from its first cell).
+            let edge = match count {
+                1 => VertexKind::BoundaryEdge,
+                2 if first < cell => continue, // visited from the other cell
+                2 => VertexKind::Simple,
+                _ if first == cell => VertexKind::FeatureEdge,
                 _ => VertexKind::Simple,
             };
             for (p, q) in [(p1, p2), (p2, p1)] {
@@ -278,27 +309,34 @@ fn corner_normals(vertices: &[[f32; 3]], triangles: &[[u32; 3]]) -> Vec<[[f32; 3
     let cos_feature = FEATURE_ANGLE_DEGREES.to_radians().cos();
     let mut normals = vec![[[0f32; 3]; 3]; triangles.len()];
     let mut group: Vec<usize> = Vec::new();
+    let mut by_neighbour: Vec<(u32, usize)> = Vec::new();
+    fn root(group: &mut [usize], mut i: usize) -> usize {
+        while group[i] != i {
+            group[i] = group[group[i]];
+            i = group[i];
+        }
+        i
+    }
     for (v, cells) in around.iter().enumerate() {
         // Union-find over the triangles at `v`: two join when they share an edge from `v`
-        // and their faces are within the feature angle.
+        // (the same other vertex) and their faces are within the feature angle.
         group.clear();
         group.extend(0..cells.len());
-        fn root(group: &mut [usize], mut i: usize) -> usize {
-            while group[i] != i {
-                group[i] = group[group[i]];
-                i = group[i];
-            }
-            i
-        }
-        for a in 0..cells.len() {
-            for b in a + 1..cells.len() {
-                let (ta, tb) = (&triangles[cells[a]], &triangles[cells[b]]);
-                let shares_edge = ta.iter().any(|&w| w as usize != v && tb.contains(&w));
-                let (fa, fb) = (faces[cells[a]], faces[cells[b]]);
-                if shares_edge && fa[0] * fb[0] + fa[1] * fb[1] + fa[2] * fb[2] >= cos_feature {
-                    let (ra, rb) = (root(&mut group, a), root(&mut group, b));
-                    group[ra] = rb;
+        by_neighbour.clear();
+        for (i, &cell) in cells.iter().enumerate() {
+            for &w in &triangles[cell] {
+                if w as usize != v {
+                    by_neighbour.push((w, i));
                 }
+            }
+        }
+        by_neighbour.sort_unstable();
+        for pair in by_neighbour.windows(2) {
+            let [(w0, a), (w1, b)] = [pair[0], pair[1]];
+            let (fa, fb) = (faces[cells[a]], faces[cells[b]]);
+            if w0 == w1 && fa[0] * fb[0] + fa[1] * fb[1] + fa[2] * fb[2] >= cos_feature {
+                let (ra, rb) = (root(&mut group, a), root(&mut group, b));
+                group[ra] = rb;
             }
         }
         let mut sums: Vec<[f64; 3]> = vec![[0.0; 3]; cells.len()];
