@@ -3,9 +3,11 @@
 # vs ours (examples/preview.rs) on the same CT and label map, alternating runs (wall time and
 # peak RSS from /usr/bin/time), then the two PNGs compared.
 #   benches/preview/run.sh [RUNS]
-# The case: what a default `total` run hands the preview step, the image and labels at
+# The cases: what a default `total` run hands the preview step, the image and labels at
 # 1.5 mm: the shared example_ct_sm.nii.gz and its official label map example_seg.nii.gz
-# (real weights), upsampled to 1.5 mm (244x202x60 voxels; image order 1, labels nearest).
+# (real weights), upsampled to 1.5 mm (small: 244x202x60 voxels; image order 1, labels
+# nearest), and the same stacked four times along z, every other copy mirrored (tall:
+# 244x202x240).
 # Needs TotalSegmentator + fury + Xvfb, scipy, and `cargo build --release --example preview`.
 set -euo pipefail
 runs=${1:-3}
@@ -23,23 +25,32 @@ affine = ct.affine.copy(); affine[:3, :3] /= 2
 affine[:3, 3] -= ct.affine[:3, :3] @ [0.25, 0.25, 0.25]
 image = zoom(np.asarray(ct.dataobj).astype(np.float32), 2, order=1).round().astype(np.int16)
 labels = seg.repeat(2, 0).repeat(2, 1).repeat(2, 2).astype(np.uint8)
-nib.save(nib.Nifti1Image(image, affine), work / "ct.nii.gz")
-nib.save(nib.Nifti1Image(labels, affine), work / "labels.nii.gz")
-print("case:", image.shape, "voxels at 1.5 mm,", len(np.unique(labels)) - 1, "classes present")
+for name, (im, lab) in {
+    "small": (image, labels),
+    "tall": (np.concatenate([image, image[:, :, ::-1]] * 2, axis=2),
+             np.concatenate([labels, labels[:, :, ::-1]] * 2, axis=2)),
+}.items():
+    (work / name).mkdir()
+    nib.save(nib.Nifti1Image(im, affine), work / name / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(lab, affine), work / name / "labels.nii.gz")
+    print(f"case {name}:", im.shape, "voxels at 1.5 mm,", len(np.unique(lab)) - 1, "classes present")
 PY
+for case in small tall; do
+dir="$work/$case"
+echo "== $case"
 for i in $(seq "$runs"); do
   /usr/bin/time -f "%e %M" -o "$work/time" python3 -c "
 import sys; from pathlib import Path
 import nibabel as nib
 from totalsegmentator.preview import generate_preview
 generate_preview(nib.load(sys.argv[1]), Path(sys.argv[3]), nib.load(sys.argv[2]).get_fdata(), 20, 'total')
-" "$work/ct.nii.gz" "$work/labels.nii.gz" "$work/official.png" > /dev/null 2>&1
+" "$dir/ct.nii.gz" "$dir/labels.nii.gz" "$dir/official.png" > /dev/null 2>&1
   read -r t m < "$work/time"; echo "official run $i: $t s, peak RSS $((m / 1024)) MiB"
   /usr/bin/time -f "%e %M" -o "$work/time" \
-    "$repo/target/release/examples/preview" "$work/ct.nii.gz" "$work/labels.nii.gz" total "$work/ours.png" > /dev/null
+    "$repo/target/release/examples/preview" "$dir/ct.nii.gz" "$dir/labels.nii.gz" total "$dir/ours.png" > /dev/null
   read -r t m < "$work/time"; echo "ours run $i: $t s, peak RSS $((m / 1024)) MiB"
 done
-python3 - "$work/official.png" "$work/ours.png" <<'PY'
+python3 - "$dir/official.png" "$dir/ours.png" <<'PY'
 import sys
 import numpy as np
 from PIL import Image
@@ -50,3 +61,4 @@ fa, fb = a.sum(2) > 0, b.sum(2) > 0
 print(f"mean absolute difference {d.mean():.2f}, pixels within 32: {(d.max(2) <= 32).mean():.4f}, "
       f"non-black IoU {(fa & fb).sum() / (fa | fb).sum():.4f}")
 PY
+done
