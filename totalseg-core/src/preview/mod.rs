@@ -119,7 +119,7 @@ pub fn render_preview(
     let subject_height = (shape[2] as f32 * zooms[2] * 0.9f32) as usize;
     let columns = groups.len() + 1;
     let (width, height) = (subject_width * columns, subject_height);
-    if width == 0 || height == 0 {
+    if width == 0 || height == 0 || shape.contains(&0) {
         return Err(PreviewError::EmptyWindow {
             shape,
             zooms,
@@ -334,11 +334,13 @@ mod tests {
             render_preview(ct.view(), &affine, labels.view(), &[]),
             Err(PreviewError::ShapeMismatch { .. })
         ));
-        let labels = Array3::<u8>::zeros((4, 4, 1));
-        let ct = Array3::<f32>::zeros((4, 4, 1));
-        assert!(matches!(
-            render_preview(ct.view(), &affine, labels.view(), &[]),
-            Err(PreviewError::EmptyWindow { .. })
-        ));
+        for shape in [(4, 4, 1), (4, 0, 4)] {
+            let labels = Array3::<u8>::zeros(shape);
+            let ct = Array3::<f32>::zeros(shape);
+            assert!(matches!(
+                render_preview(ct.view(), &affine, labels.view(), &[]),
+                Err(PreviewError::EmptyWindow { .. })
+            ));
+        }
     }
 }
