@@ -8,6 +8,7 @@
 pub mod builder;
 pub mod cli;
 pub mod combine;
+pub mod crop_to_body;
 pub mod error;
 pub mod models;
 pub mod output;

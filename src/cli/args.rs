@@ -31,6 +31,39 @@ pub enum Command {
     },
     /// Combine class masks into one binary mask (TotalSegmentator's totalseg_combine_masks).
     CombineMasks(CombineMasksArgs),
+    /// Crop a CT to the body found by the body model (TotalSegmentator's crop_to_body).
+    CropToBody(CropToBodyArgs),
+}
+
+/// `totalseg crop-to-body -i <CT> -o <cropped CT>`: the flags of `crop_to_body`.
+#[derive(Debug, Args)]
+pub struct CropToBodyArgs {
+    /// CT NIfTI image.
+    #[arg(short = 'i', value_name = "filepath")]
+    pub input: PathBuf,
+    /// Cropped NIfTI image (int32).
+    #[arg(short = 'o', value_name = "filepath")]
+    pub output: PathBuf,
+    /// Crop to the trunc instead of the entire body.
+    #[arg(short = 't', long = "only_trunc")]
+    pub only_trunc: bool,
+    /// Number of threads for resampling (accepted for compatibility).
+    #[arg(long = "nr_thr_resamp", default_value_t = 1)]
+    pub nr_thr_resamp: usize,
+    /// Number of threads for saving (accepted for compatibility).
+    #[arg(long = "nr_thr_saving", default_value_t = 6)]
+    pub nr_thr_saving: usize,
+    /// Device: gpu (falls back to the CPU when CUDA is not usable) or cpu.
+    #[arg(short = 'd', long = "device", default_value = "gpu")]
+    pub device: String,
+    /// Print no intermediate output.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Print more intermediate output.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub location: WeightsLocationArgs,
 }
 
 /// `totalseg combine-masks -i <output folder or multilabel file> -o <file> -m <group>`.

@@ -12,13 +12,14 @@ use totalseg_io::weights::{
 use totalseg_nn::Precision;
 
 use super::args::{
-    parse_output_types, unsupported_option, Cli, CombineMasksArgs, Command, DownloadArgs,
-    OutputType, SegmentArgs, WeightsAction, WeightsLocationArgs,
+    parse_output_types, unsupported_option, Cli, CombineMasksArgs, Command, CropToBodyArgs,
+    DownloadArgs, OutputType, SegmentArgs, WeightsAction, WeightsLocationArgs,
 };
 use super::nora::{add_to_nora, NoraTag};
 use super::report::{python_absolute, RunReport};
 use crate::builder::{Device, SegmenterBuilder};
 use crate::combine::combine_masks;
+use crate::crop_to_body::{crop_to_body, write_cropped};
 use crate::error::SegmentError;
 use crate::models::{convert_folder, store_spec};
 use crate::output::{
@@ -44,6 +45,45 @@ fn combine(args: &CombineMasksArgs) -> Result<(), SegmentError> {
     Ok(())
 }
 
+fn crop_body(args: &CropToBodyArgs) -> Result<(), SegmentError> {
+    let quiet = args.quiet;
+    let device: Device = args.device.parse()?;
+    let mut builder = SegmenterBuilder::new("body")
+        .fast(true)
+        .device(device)
+        .weights_dir(args.location.weights_dir.clone())
+        .offline(args.location.offline);
+    if !quiet {
+        builder = builder.download_progress(Box::new(DownloadBar::new()));
+    }
+    let mut segmenter = builder.build()?;
+    if !quiet {
+        segmenter.set_progress(Box::new(|name: &str| -> Box<dyn TileProgress> {
+            Box::new(TileBar::new(name))
+        }));
+    }
+    let volume = crate::timing::stage("read input", || read_image(&args.input))?;
+    let started = Instant::now();
+    if !quiet {
+        eprintln!("Generating rough body segmentation...");
+    }
+    let cropped = crop_to_body(&segmenter, &volume, args.only_trunc)?;
+    if args.verbose {
+        eprintln!(
+            "Rough body segmentation and crop in {:.2}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if !quiet {
+        eprintln!(
+            "  cropping from {:?} to {:?}",
+            volume.shape(),
+            cropped.shape()
+        );
+    }
+    write_cropped(&python_absolute(&args.output), &cropped)
+}
+
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), SegmentError> {
     match cli.command {
@@ -52,6 +92,7 @@ pub fn run(cli: Cli) -> Result<(), SegmentError> {
             action: WeightsAction::List(location),
         }) => list_weights(&location),
         Some(Command::CombineMasks(args)) => combine(&args),
+        Some(Command::CropToBody(args)) => crop_body(&args),
         None => segment(cli.segment),
     }
 }
