@@ -33,6 +33,19 @@ pub enum Command {
     CombineMasks(CombineMasksArgs),
     /// Crop a CT to the body found by the body model (TotalSegmentator's crop_to_body).
     CropToBody(CropToBodyArgs),
+    /// Store the licence number for licensed tasks (TotalSegmentator's totalseg_set_license).
+    SetLicense(SetLicenseArgs),
+}
+
+/// `totalseg set-license -l aca_...`: the flags of `totalseg_set_license`.
+#[derive(Debug, Args)]
+pub struct SetLicenseArgs {
+    /// TotalSegmentator licence number (18 characters, starting with aca_).
+    #[arg(short = 'l', long = "license_number")]
+    pub license_number: String,
+    /// Do not ask the licence server whether the number is valid.
+    #[arg(long = "skip_validation")]
+    pub skip_validation: bool,
 }
 
 /// `totalseg crop-to-body -i <CT> -o <cropped CT>`: the flags of `crop_to_body`.
@@ -293,6 +306,7 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
     ("-cp", "--crop_path"),
     ("-ot", "--output_type"),
     ("-sp", "--save_probabilities"),
+    ("-sv", "--skip_validation"),
     ("-ho", "--higher_order_resampling"),
     ("-lt", "--list-tasks"),
     ("-lc", "--list-classes"),

@@ -7,13 +7,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use totalseg_core::tasks::{format_classes_table, format_tasks_table, ClassMap, TaskRegistry};
 use totalseg_io::read_image;
 use totalseg_io::weights::{
-    DirOverrides, DownloadBar, StoreDirs, StoreOptions, TotalsegConfig, WeightsStore,
+    check_licence_online, validate_licence_key, DirOverrides, DownloadBar, HttpOptions, StoreDirs,
+    StoreOptions, TotalsegConfig, WeightsStore, DEFAULT_LICENCE_SERVER_URL, ENV_LICENCE_SERVER_URL,
 };
 use totalseg_nn::Precision;
 
 use super::args::{
     parse_output_types, unsupported_option, Cli, CombineMasksArgs, Command, CropToBodyArgs,
-    DownloadArgs, OutputType, SegmentArgs, WeightsAction, WeightsLocationArgs,
+    DownloadArgs, OutputType, SegmentArgs, SetLicenseArgs, WeightsAction, WeightsLocationArgs,
 };
 use super::nora::{add_to_nora, NoraTag};
 use super::report::{python_absolute, RunReport};
@@ -84,6 +85,27 @@ fn crop_body(args: &CropToBodyArgs) -> Result<(), SegmentError> {
     write_cropped(&python_absolute(&args.output), &cropped)
 }
 
+/// `totalseg_set_license`: format check, the licence server's answer (unless skipped), then
+/// `license_number` in `<home>/config.json`.
+fn set_license(args: &SetLicenseArgs) -> Result<(), SegmentError> {
+    let key = args.license_number.as_str();
+    validate_licence_key(key)?;
+    if !args.skip_validation {
+        let server = std::env::var(ENV_LICENCE_SERVER_URL)
+            .unwrap_or_else(|_| DEFAULT_LICENCE_SERVER_URL.to_string());
+        if !check_licence_online(&server, key, &HttpOptions::default())? {
+            return Err(SegmentError::Model(
+                "Invalid license number. Please check your license number or contact support."
+                    .into(),
+            ));
+        }
+    }
+    let dirs = StoreDirs::from_env(&DirOverrides::default());
+    TotalsegConfig::new(dirs.config_file()).set_licence_key(key)?;
+    println!("License has been successfully saved.");
+    Ok(())
+}
+
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), SegmentError> {
     match cli.command {
@@ -93,6 +115,7 @@ pub fn run(cli: Cli) -> Result<(), SegmentError> {
         }) => list_weights(&location),
         Some(Command::CombineMasks(args)) => combine(&args),
         Some(Command::CropToBody(args)) => crop_body(&args),
+        Some(Command::SetLicense(args)) => set_license(&args),
         None => segment(cli.segment),
     }
 }
