@@ -5,8 +5,7 @@
 use std::path::Path;
 
 use totalseg_core::crop::crop_to_mask;
-use totalseg_core::geometry::nifti_zooms_from_affine;
-use totalseg_io::nifti::{write_volume, NiftiDataType, NiftiError, NiftiHeader, Volume};
+use totalseg_io::nifti::{write_volume, NiftiDataType, Volume};
 
 use crate::error::SegmentError;
 use crate::segmenter::Segmenter;
@@ -62,19 +61,9 @@ pub fn crop_to_body(
         mask.view(),
         BODY_CROP_ADDON_MM,
     )?;
-    // `data_cropped.astype(np.int32)`: truncation toward zero.
-    let data = cropped.mapv(|v| v as i32 as f32);
-    let (a, b, c) = data.dim();
-    let header = NiftiHeader::for_new_image([a, b, c], &affine, NiftiDataType::I32)
-        .map_err(|kind| NiftiError::at(Path::new(&source_name(volume)), kind))?;
-    let spacing = nifti_zooms_from_affine(&affine).map(f64::from);
-    Ok(Volume {
-        data,
-        affine,
-        spacing,
-        header,
-        source: None,
-    })
+    // `data_cropped.astype(np.int32)`: truncation toward zero. The fresh header of
+    // `Nifti1Image(data, affine)`; `write_cropped` stores it as int32.
+    Ok(Volume::new(cropped.mapv(|v| v as i32 as f32), affine)?)
 }
 
 /// Writes the result of [`crop_to_body`] as an int32 NIfTI (through a temporary file).
