@@ -13,18 +13,13 @@ set -euo pipefail
 runs=${1:-3}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-python3 - "$repo/../shared/data/totalseg-examples" "$work" <<'PY'
+PYTHONPATH="$repo/benches/common" python3 - "$repo/../shared/data/totalseg-examples" "$work" <<'PY'
 import sys
 from pathlib import Path
 import nibabel as nib, numpy as np
-from scipy.ndimage import zoom
+from example_at_1_5mm import example_at_1_5mm
 shared, work = Path(sys.argv[1]), Path(sys.argv[2])
-ct = nib.load(shared / "example_ct_sm.nii.gz")
-seg = np.asarray(nib.load(shared / "example_seg.nii.gz").dataobj)
-affine = ct.affine.copy(); affine[:3, :3] /= 2
-affine[:3, 3] -= ct.affine[:3, :3] @ [0.25, 0.25, 0.25]
-image = zoom(np.asarray(ct.dataobj).astype(np.float32), 2, order=1).round().astype(np.int16)
-labels = seg.repeat(2, 0).repeat(2, 1).repeat(2, 2).astype(np.uint8)
+image, labels, affine = example_at_1_5mm(shared)
 for name, (im, lab) in {
     "small": (image, labels),
     "tall": (np.concatenate([image, image[:, :, ::-1]] * 2, axis=2),

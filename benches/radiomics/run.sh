@@ -10,21 +10,17 @@
 # Needs TotalSegmentator + pyradiomics + scipy, and `cargo build --release --example radiomics`.
 set -euo pipefail
 runs=${1:-3}
+python3 -c "import radiomics" 2>/dev/null || { echo "pyradiomics is not installed (see the header)" >&2; exit 1; }
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-python3 - "$repo/../shared/data/totalseg-examples" "$work" <<'PY'
+PYTHONPATH="$repo/benches/common" python3 - "$repo/../shared/data/totalseg-examples" "$work" <<'PY'
 import sys
 from pathlib import Path
 import nibabel as nib, numpy as np
-from scipy.ndimage import zoom
 from totalsegmentator.map_to_binary import class_map
+from example_at_1_5mm import example_at_1_5mm
 shared, work = Path(sys.argv[1]), Path(sys.argv[2])
-ct = nib.load(shared / "example_ct_sm.nii.gz")
-seg = np.asarray(nib.load(shared / "example_seg.nii.gz").dataobj)
-affine = ct.affine.copy(); affine[:3, :3] /= 2
-affine[:3, 3] -= ct.affine[:3, :3] @ [0.25, 0.25, 0.25]
-image = zoom(np.asarray(ct.dataobj).astype(np.float32), 2, order=1).round().astype(np.int16)
-labels = seg.repeat(2, 0).repeat(2, 1).repeat(2, 2)
+image, labels, affine = example_at_1_5mm(shared)
 nib.save(nib.Nifti1Image(image, affine), work / "ct.nii.gz")
 (work / "masks").mkdir()
 for label, name in class_map["total"].items():
