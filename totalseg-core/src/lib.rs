@@ -17,3 +17,4 @@ pub mod resample;
 pub mod sliding_window;
 pub mod statistics;
 pub mod tasks;
+pub mod xgboost;

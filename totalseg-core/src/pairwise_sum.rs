@@ -31,33 +31,46 @@ const BLOCK_SIZE: usize = 128;
 /// assert!((pairwise_sum(&v) - 49950.0).abs() < 0.1);
 /// ```
 pub fn pairwise_sum<T: PairwiseFloat>(values: &[T]) -> T {
-    let n = values.len();
+    pairwise_sum_by(0, values.len(), &|i| values[i])
+}
+
+/// [`pairwise_sum`] of the `n` values `value(start)`, ..., `value(start + n - 1)`, for
+/// values that are not in one slice (a volume walked in another memory order, say).
+///
+/// ```
+/// use totalseg_core::pairwise_sum::{pairwise_sum, pairwise_sum_by};
+/// let v: Vec<f64> = (0..1000).map(|i| (i as f64).sqrt()).collect();
+/// assert_eq!(pairwise_sum_by(0, v.len(), &|i| v[i]), pairwise_sum(&v));
+/// ```
+pub fn pairwise_sum_by<T: PairwiseFloat>(start: usize, n: usize, value: &impl Fn(usize) -> T) -> T {
     if n < 8 {
         let mut res = T::ZERO;
-        for &v in values {
-            res = res + v;
+        for i in start..start + n {
+            res = res + value(i);
         }
         res
     } else if n <= BLOCK_SIZE {
         let mut r = [T::ZERO; 8];
-        r.copy_from_slice(&values[..8]);
+        for (j, acc) in r.iter_mut().enumerate() {
+            *acc = value(start + j);
+        }
         let full = n - n % 8;
         let mut i = 8;
         while i < full {
             for (j, acc) in r.iter_mut().enumerate() {
-                *acc = *acc + values[i + j];
+                *acc = *acc + value(start + i + j);
             }
             i += 8;
         }
         let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for &v in &values[full..] {
-            res = res + v;
+        for i in full..n {
+            res = res + value(start + i);
         }
         res
     } else {
         let mut n2 = n / 2;
         n2 -= n2 % 8;
-        pairwise_sum(&values[..n2]) + pairwise_sum(&values[n2..])
+        pairwise_sum_by(start, n2, value) + pairwise_sum_by(start + n2, n - n2, value)
     }
 }
 

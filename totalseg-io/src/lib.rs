@@ -8,6 +8,7 @@ pub mod image;
 pub mod nifti;
 pub mod png;
 pub mod probabilities;
+pub mod ubjson;
 pub mod weights;
 
 pub use image::{read_image, ImageReadError, InputKind};
