@@ -94,6 +94,9 @@ pub enum SegmentError {
     /// The `--preview` image could not be written.
     #[error(transparent)]
     Png(#[from] totalseg_io::png::PngWriteError),
+    /// A modality or contrast-phase classifier could not be loaded or applied.
+    #[error(transparent)]
+    Classifier(#[from] crate::classifiers::ClassifierError),
 }
 
 impl From<totalseg_io::weights::WeightsError> for SegmentError {

@@ -6,6 +6,7 @@
 //! of multi-part models, postprocessing, back to the input geometry, write.
 
 pub mod builder;
+pub mod classifiers;
 pub mod cli;
 pub mod combine;
 pub mod crop_to_body;

@@ -35,6 +35,66 @@ pub enum Command {
     CropToBody(CropToBodyArgs),
     /// Store the licence number for licensed tasks (TotalSegmentator's totalseg_set_license).
     SetLicense(SetLicenseArgs),
+    /// Predict whether an image is CT or MR (TotalSegmentator's totalseg_get_modality).
+    GetModality(GetModalityArgs),
+    /// Predict the contrast phase of a CT (TotalSegmentator's totalseg_get_phase).
+    GetPhase(GetPhaseArgs),
+}
+
+/// `totalseg get-modality -i <image> -o <json>`: the flags of `totalseg_get_modality`.
+#[derive(Debug, Args)]
+pub struct GetModalityArgs {
+    /// CT or MR image (NIfTI file or DICOM folder).
+    #[arg(short = 'i', value_name = "filepath")]
+    pub input: PathBuf,
+    /// Output JSON file.
+    #[arg(short = 'o', value_name = "filepath")]
+    pub output: PathBuf,
+    /// Device for the total_mr model of -n: gpu (falls back to the CPU when CUDA is not
+    /// usable) or cpu.
+    #[arg(short = 'd', long = "device", default_value = "gpu")]
+    pub device: String,
+    /// Print no output to stdout.
+    #[arg(short = 'q')]
+    pub quiet: bool,
+    /// Use normalised intensities within regions that the total_mr model finds (for images
+    /// whose intensities were normalised).
+    #[arg(short = 'n')]
+    pub normalized_intensities: bool,
+    #[command(flatten)]
+    pub location: WeightsLocationArgs,
+}
+
+/// `totalseg get-phase -i <CT> -o <json>`: the flags of `totalseg_get_phase`.
+#[derive(Debug, Args)]
+pub struct GetPhaseArgs {
+    /// CT image (NIfTI file or DICOM folder).
+    #[arg(short = 'i', value_name = "filepath")]
+    pub input: PathBuf,
+    /// Output JSON file.
+    #[arg(short = 'o', value_name = "filepath")]
+    pub output: PathBuf,
+    /// Classifier pickle to use instead of the official one.
+    #[arg(short = 'm', value_name = "filepath")]
+    pub model_file: Option<PathBuf>,
+    /// Existing statistics.json of a `total --fast -sa median -sii` run: the total model is
+    /// not run.
+    #[arg(short = 's', value_name = "filepath")]
+    pub existing_stats: Option<PathBuf>,
+    /// Device: gpu (falls back to the CPU when CUDA is not usable) or cpu.
+    #[arg(short = 'd', long = "device", default_value = "gpu")]
+    pub device: String,
+    /// Print no output to stdout.
+    #[arg(short = 'q')]
+    pub quiet: bool,
+    /// Accepted for compatibility (the models always run in this process).
+    #[arg(long = "call_via_subprocess")]
+    pub call_via_subprocess: bool,
+    /// On errors, also print the input path and task.
+    #[arg(long = "debug")]
+    pub debug: bool,
+    #[command(flatten)]
+    pub location: WeightsLocationArgs,
 }
 
 /// `totalseg set-license -l aca_...`: the flags of `totalseg_set_license`.

@@ -1,5 +1,6 @@
 pub mod allocator;
 pub mod args;
+mod classify;
 pub mod nora;
 pub mod report;
 pub mod run;

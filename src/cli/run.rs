@@ -116,6 +116,8 @@ pub fn run(cli: Cli) -> Result<(), SegmentError> {
         Some(Command::CombineMasks(args)) => combine(&args),
         Some(Command::CropToBody(args)) => crop_body(&args),
         Some(Command::SetLicense(args)) => set_license(&args),
+        Some(Command::GetModality(args)) => super::classify::get_modality(&args),
+        Some(Command::GetPhase(args)) => super::classify::get_phase(&args),
         None => segment(cli.segment),
     }
 }
@@ -504,7 +506,7 @@ pub fn parse_batch_size(value: &str) -> Result<usize, SegmentError> {
 }
 
 /// `-l/--license_number`: stored in the home's config.json as the Python tool does.
-fn store_licence(location: &WeightsLocationArgs) -> Result<(), SegmentError> {
+pub(super) fn store_licence(location: &WeightsLocationArgs) -> Result<(), SegmentError> {
     if let Some(key) = &location.license_number {
         let dirs = StoreDirs::from_env(&overrides(location));
         TotalsegConfig::new(dirs.config_file()).set_licence_key(key)?;
@@ -571,10 +573,10 @@ fn list_weights(location: &WeightsLocationArgs) -> Result<(), SegmentError> {
 }
 
 /// A progress bar over a model's tiles.
-struct TileBar(ProgressBar);
+pub(super) struct TileBar(ProgressBar);
 
 impl TileBar {
-    fn new(name: &str) -> Self {
+    pub(super) fn new(name: &str) -> Self {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template(
