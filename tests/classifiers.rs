@@ -215,3 +215,77 @@ fn bad_inputs_are_clear_errors_without_output() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a pickle"));
     assert!(!out.exists(), "no output after a failure");
 }
+
+#[test]
+fn the_model_runs_are_the_official_ones() {
+    // With the brain in view (statistics say 250 mm³), get-phase needs the
+    // headneck_bones_vessels model, and -n needs total_mr --fast: offline with an empty
+    // weights folder, each fails naming what it looked for, and writes nothing.
+    let scratch = tempfile::tempdir().expect("tmp");
+    let out = scratch.path().join("result.json");
+    let empty = scratch.path().join("weights");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let mut stats: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("fixtures/classifiers/stats/stats_3.json"))
+            .expect("stats"),
+    )
+    .expect("JSON");
+    stats["brain"]["volume"] = Value::from(250.0);
+    let stats_path = scratch.path().join("stats_brain.json");
+    std::fs::write(&stats_path, stats.to_string()).expect("write");
+    let ct = repo().join("../shared/data/totalseg-examples/example_ct_sm.nii.gz");
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_totalseg"))
+            .args(args)
+            .args(["-d", "cpu", "-q", "--offline", "--weights-dir"])
+            .arg(&empty)
+            .env("TOTALSEG_HOME_DIR", scratch.path().join("home"))
+            .env_remove("TOTALSEG_WEIGHTS_PATH")
+            .output()
+            .expect("totalseg runs")
+    };
+    let o = run(&[
+        "get-phase".as_ref(),
+        "-i".as_ref(),
+        ct.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "-s".as_ref(),
+        stats_path.as_os_str(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("headneck_bones_vessels") || err.contains("776"),
+        "{err}"
+    );
+
+    // Below the brain threshold the same statistics need no model at all.
+    stats["brain"]["volume"] = Value::from(100.0);
+    std::fs::write(&stats_path, stats.to_string()).expect("write");
+    let o = run(&[
+        "get-phase".as_ref(),
+        "-i".as_ref(),
+        ct.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "-s".as_ref(),
+        stats_path.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.exists());
+    std::fs::remove_file(&out).expect("rm");
+
+    let o = run(&[
+        "get-modality".as_ref(),
+        "-i".as_ref(),
+        ct.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "-n".as_ref(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("total_mr") || err.contains("852"), "{err}");
+    assert!(!out.exists());
+}

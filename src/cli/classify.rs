@@ -6,49 +6,18 @@ use std::time::Instant;
 
 use totalseg_core::statistics::{IntensityAggregation, Statistics, StatisticsOptions};
 use totalseg_io::read_image;
-use totalseg_io::weights::DownloadBar;
 
-use super::args::{GetModalityArgs, GetPhaseArgs, WeightsLocationArgs};
+use super::args::{GetModalityArgs, GetPhaseArgs};
 use super::report::python_absolute;
-use super::run::{store_licence, TileBar};
-use crate::builder::{Device, SegmenterBuilder};
+use super::run::side_segmenter;
 use crate::classifiers::modality::{image_features, roi_features, ModalityClassifier};
 use crate::classifiers::phase::{
     needs_headneck, phase_features, phase_statistics_options, statistics_from_json, PhaseClassifier,
 };
 use crate::error::SegmentError;
 use crate::output::write_text_atomically;
-use crate::predictor::TileProgress;
 use crate::segmenter::Segmenter;
 use totalseg_io::nifti::Volume;
-
-/// A segmenter for a side command: progress bars unless quiet, licence stored if given.
-pub(super) fn side_segmenter(
-    task: &str,
-    fast: bool,
-    device: &str,
-    location: &WeightsLocationArgs,
-    quiet: bool,
-    configure: impl FnOnce(SegmenterBuilder) -> SegmenterBuilder,
-) -> Result<Segmenter, SegmentError> {
-    store_licence(location)?;
-    let device: Device = device.parse()?;
-    let mut builder = SegmenterBuilder::new(task)
-        .fast(fast)
-        .device(device)
-        .weights_dir(location.weights_dir.clone())
-        .offline(location.offline);
-    if !quiet {
-        builder = builder.download_progress(Box::new(DownloadBar::new()));
-    }
-    let mut segmenter = configure(builder).build()?;
-    if !quiet {
-        segmenter.set_progress(Box::new(|name: &str| -> Box<dyn TileProgress> {
-            Box::new(TileBar::new(name))
-        }));
-    }
-    Ok(segmenter)
-}
 
 /// Statistics of one segmentation run of `segmenter` (built with statistics on).
 fn run_statistics(segmenter: &Segmenter, volume: &Volume) -> Result<Statistics, SegmentError> {

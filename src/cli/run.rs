@@ -30,7 +30,7 @@ use crate::output::{
 use crate::predictor::TileProgress;
 use crate::preview::{preview_path, write_preview};
 use crate::radiomics::radiomics_for_dir;
-use crate::segmenter::{check_supported, statistics_options};
+use crate::segmenter::{check_supported, statistics_options, Segmenter};
 use totalseg_core::tasks::Variant;
 use totalseg_io::probabilities::{pickle_path, write_probabilities};
 
@@ -48,21 +48,7 @@ fn combine(args: &CombineMasksArgs) -> Result<(), SegmentError> {
 
 fn crop_body(args: &CropToBodyArgs) -> Result<(), SegmentError> {
     let quiet = args.quiet;
-    let device: Device = args.device.parse()?;
-    let mut builder = SegmenterBuilder::new("body")
-        .fast(true)
-        .device(device)
-        .weights_dir(args.location.weights_dir.clone())
-        .offline(args.location.offline);
-    if !quiet {
-        builder = builder.download_progress(Box::new(DownloadBar::new()));
-    }
-    let mut segmenter = builder.build()?;
-    if !quiet {
-        segmenter.set_progress(Box::new(|name: &str| -> Box<dyn TileProgress> {
-            Box::new(TileBar::new(name))
-        }));
-    }
+    let segmenter = side_segmenter("body", true, &args.device, &args.location, quiet, |b| b)?;
     let volume = crate::timing::stage("read input", || read_image(&args.input))?;
     let started = Instant::now();
     if !quiet {
@@ -104,6 +90,34 @@ fn set_license(args: &SetLicenseArgs) -> Result<(), SegmentError> {
     TotalsegConfig::new(dirs.config_file()).set_licence_key(key)?;
     println!("License has been successfully saved.");
     Ok(())
+}
+
+/// A segmenter for a side command: progress bars unless quiet, licence stored if given.
+pub(super) fn side_segmenter(
+    task: &str,
+    fast: bool,
+    device: &str,
+    location: &WeightsLocationArgs,
+    quiet: bool,
+    configure: impl FnOnce(SegmenterBuilder) -> SegmenterBuilder,
+) -> Result<Segmenter, SegmentError> {
+    store_licence(location)?;
+    let device: Device = device.parse()?;
+    let mut builder = SegmenterBuilder::new(task)
+        .fast(fast)
+        .device(device)
+        .weights_dir(location.weights_dir.clone())
+        .offline(location.offline);
+    if !quiet {
+        builder = builder.download_progress(Box::new(DownloadBar::new()));
+    }
+    let mut segmenter = configure(builder).build()?;
+    if !quiet {
+        segmenter.set_progress(Box::new(|name: &str| -> Box<dyn TileProgress> {
+            Box::new(TileBar::new(name))
+        }));
+    }
+    Ok(segmenter)
 }
 
 /// Runs the command line.
