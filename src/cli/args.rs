@@ -39,6 +39,26 @@ pub enum Command {
     GetModality(GetModalityArgs),
     /// Predict the contrast phase of a CT (TotalSegmentator's totalseg_get_phase).
     GetPhase(GetPhaseArgs),
+    /// Show the tasks and their classes (TotalSegmentator's totalseg_info).
+    Info(InfoArgs),
+}
+
+/// `totalseg info [-lt | -cl -ta TASK] [--json]`: the flags of `totalseg_info` (`-lt`, `-cl`,
+/// `-ta` are rewritten to the long names by [`normalize_argv`]).
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// List all tasks with modality, license and number of classes.
+    #[arg(long = "list-tasks", conflicts_with = "classes")]
+    pub list_tasks: bool,
+    /// List the classes (index -> name) of the task given with --task.
+    #[arg(long = "classes")]
+    pub classes: bool,
+    /// Task to show the classes of (with --classes).
+    #[arg(long = "task", value_name = "task")]
+    pub task: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long = "json")]
+    pub as_json: bool,
 }
 
 /// `totalseg get-modality -i <image> -o <json>`: the flags of `totalseg_get_modality`.
@@ -370,6 +390,7 @@ const SINGLE_DASH_ALIASES: &[(&str, &str)] = &[
     ("-ho", "--higher_order_resampling"),
     ("-lt", "--list-tasks"),
     ("-lc", "--list-classes"),
+    ("-cl", "--classes"),
     ("--list_tasks", "--list-tasks"),
     ("--list_classes", "--list-classes"),
 ];

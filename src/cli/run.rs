@@ -132,6 +132,10 @@ pub fn run(cli: Cli) -> Result<(), SegmentError> {
         Some(Command::SetLicense(args)) => set_license(&args),
         Some(Command::GetModality(args)) => super::classify::get_modality(&args),
         Some(Command::GetPhase(args)) => super::classify::get_phase(&args),
+        Some(Command::Info(args)) => {
+            println!("{}", super::info::info_text(&args)?);
+            Ok(())
+        }
         None => segment(cli.segment),
     }
 }
