@@ -210,17 +210,22 @@ fn dicom_folder_input_matches_totalsegmentator() {
         stderr.contains("input modality is CT. Will run CT model instead."),
         "{stderr}"
     );
-    // Same header, affine and names; voxels as the parity suite requires (the fp16 tile sums
-    // leave a few near-tie voxels at model resolution: 45 of 5.2 M when measured).
+    assert_matches_official_dicom_fast_ml(&ml);
+}
+
+/// Same header, affine and names as the official `--fast --ml` run on the shared series;
+/// voxels as the parity suite requires (the fp16 tile sums leave a few near-tie voxels at
+/// model resolution: 45 of 5.2 M when measured).
+fn assert_matches_official_dicom_fast_ml(ml: &Path) {
     let theirs = official("dicom_fast_ml/segmentation.nii.gz");
     assert_eq!(
-        read_nifti_header(&ml).expect("ours").to_bytes().to_vec(),
+        read_nifti_header(ml).expect("ours").to_bytes().to_vec(),
         read_nifti_header(&theirs)
             .expect("official")
             .to_bytes()
             .to_vec()
     );
-    let a = read_label_map(&ml).expect("ours");
+    let a = read_label_map(ml).expect("ours");
     let b = read_label_map(&theirs).expect("official");
     assert_eq!(a.names, b.names);
     assert_eq!(a.labels.dim(), b.labels.dim());
@@ -239,6 +244,38 @@ fn dicom_folder_input_matches_totalsegmentator() {
         mean >= 0.999 && worst >= 0.99,
         "Dice mean {mean}, worst {worst}"
     );
+}
+
+/// A zip file of the series is extracted and read as the folder is (TotalSegmentator's
+/// dcm_to_nifti); the zip cannot be the reference of DICOM outputs.
+#[test]
+fn dicom_zip_input_matches_totalsegmentator() {
+    let work = tempfile::tempdir().expect("tmp");
+    let zip_path = work.path().join("series.zip");
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&zip_path).expect("create"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(shared("example_ct_dicom"))
+        .expect("series")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    for file in &files {
+        let name = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        writer
+            .start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("entry");
+        std::io::Write::write_all(&mut writer, &std::fs::read(file).expect("read")).expect("write");
+    }
+    writer.finish().expect("zip");
+    let ml = work.path().join("zip/segmentation.nii.gz");
+    run_ok(&zip_path, &ml, &["--fast", "--ml"], work.path());
+    assert_matches_official_dicom_fast_ml(&ml);
+
+    let err = run_failing(&zip_path, &["--fast", "-ot", "dicom_seg"], work.path());
+    assert!(err.contains("not as a zip file"), "{err}");
 }
 
 /// Mean and worst per-class Dice over the labels present in either map.

@@ -64,7 +64,7 @@ pub struct InfoArgs {
 /// `totalseg get-modality -i <image> -o <json>`: the flags of `totalseg_get_modality`.
 #[derive(Debug, Args)]
 pub struct GetModalityArgs {
-    /// CT or MR image (NIfTI file or DICOM folder).
+    /// CT or MR image (NIfTI file, or folder or zip file of DICOM slices).
     #[arg(short = 'i', value_name = "filepath")]
     pub input: PathBuf,
     /// Output JSON file.
@@ -88,7 +88,7 @@ pub struct GetModalityArgs {
 /// `totalseg get-phase -i <CT> -o <json>`: the flags of `totalseg_get_phase`.
 #[derive(Debug, Args)]
 pub struct GetPhaseArgs {
-    /// CT image (NIfTI file or DICOM folder).
+    /// CT image (NIfTI file, or folder or zip file of DICOM slices).
     #[arg(short = 'i', value_name = "filepath")]
     pub input: PathBuf,
     /// Output JSON file.
@@ -131,7 +131,7 @@ pub struct SetLicenseArgs {
 /// `totalseg crop-to-body -i <CT> -o <cropped CT>`: the flags of `crop_to_body`.
 #[derive(Debug, Args)]
 pub struct CropToBodyArgs {
-    /// CT NIfTI image.
+    /// CT NIfTI image, or folder or zip file of DICOM slices.
     #[arg(short = 'i', value_name = "filepath")]
     pub input: PathBuf,
     /// Cropped NIfTI image (int32).
@@ -216,7 +216,7 @@ pub struct WeightsLocationArgs {
 /// The segmentation run: the flags of the official `TotalSegmentator` command.
 #[derive(Debug, Args)]
 pub struct SegmentArgs {
-    /// CT NIfTI image (.nii or .nii.gz).
+    /// CT NIfTI image (.nii or .nii.gz), or folder or zip file of DICOM slices.
     #[arg(short = 'i', value_name = "filepath")]
     pub input: Option<PathBuf>,
     /// Output directory for the masks, or the path of the multilabel file with --ml.

@@ -178,10 +178,19 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
     let dicom_output = output_types.iter().any(|t| t.is_dicom());
     if dicom_output {
         // By name, as the official tool decides: a missing folder then fails when read.
-        if totalseg_io::InputKind::of(&input) != totalseg_io::InputKind::DicomFolder {
-            return Err(SegmentError::Model(
-                "To use output type dicom_rtstruct or dicom_seg you also have to use a Dicom image as input.".into(),
-            ));
+        match totalseg_io::InputKind::of(&input) {
+            totalseg_io::InputKind::DicomFolder => {}
+            // The outputs refer to the source slices, which the zip only holds while read.
+            totalseg_io::InputKind::DicomZip => {
+                return Err(SegmentError::Model(
+                    "To use output type dicom_rtstruct or dicom_seg give the DICOM series as a folder, not as a zip file.".into(),
+                ))
+            }
+            totalseg_io::InputKind::Nifti => {
+                return Err(SegmentError::Model(
+                    "To use output type dicom_rtstruct or dicom_seg you also have to use a Dicom image as input.".into(),
+                ))
+            }
         }
         if args.save_lowres {
             return Err(SegmentError::Model(
@@ -197,7 +206,7 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
                     .into(),
             ));
         }
-        if totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder {
+        if totalseg_io::InputKind::of(&input).is_dicom() {
             return Err(SegmentError::Model(
                 "Radiomics not supported for DICOM input. Use nifti input.".into(),
             ));
@@ -301,7 +310,7 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         }));
     }
 
-    if !quiet && totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder {
+    if !quiet && totalseg_io::InputKind::of(&input).is_dicom() {
         eprintln!("Converting dicom to nifti...");
     }
     let volume = crate::timing::stage("read input", || read_image(&input))?;

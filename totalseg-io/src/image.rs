@@ -1,6 +1,6 @@
-//! One entry point for an input image, NIfTI file or DICOM folder, chosen as
-//! TotalSegmentator chooses: a path ending in `.nii` or `.nii.gz` is NIfTI, anything else a
-//! folder of DICOM slices.
+//! One entry point for an input image, NIfTI file or DICOM folder (or zip), chosen as
+//! TotalSegmentator chooses: a path ending in `.nii` or `.nii.gz` is NIfTI, anything else
+//! DICOM slices, in a zip file or a folder.
 
 use std::path::Path;
 
@@ -14,18 +14,28 @@ pub enum InputKind {
     Nifti,
     /// A folder of DICOM slices.
     DicomFolder,
+    /// A zip file of DICOM slices (extracted to a temporary folder, then read as a folder).
+    DicomZip,
 }
 
 impl InputKind {
     /// TotalSegmentator's rule (`nnunet.py`): the name ends in `.nii` or `.nii.gz` -> NIfTI,
-    /// otherwise DICOM.
+    /// otherwise DICOM: a zip file of slices when the path is one (by content, as
+    /// `dcm_to_nifti` checks), else a folder.
     pub fn of(path: &Path) -> InputKind {
         let name = path.to_string_lossy();
         if name.ends_with(".nii") || name.ends_with(".nii.gz") {
             InputKind::Nifti
+        } else if crate::dicom::is_zip_file(path) {
+            InputKind::DicomZip
         } else {
             InputKind::DicomFolder
         }
+    }
+
+    /// DICOM input, folder or zip.
+    pub fn is_dicom(self) -> bool {
+        matches!(self, InputKind::DicomFolder | InputKind::DicomZip)
     }
 }
 
@@ -40,7 +50,7 @@ pub enum ImageReadError {
     Dicom(#[from] DicomError),
 }
 
-/// Reads a NIfTI file or a folder of DICOM slices (see [`InputKind::of`]).
+/// Reads a NIfTI file, or a folder or zip file of DICOM slices (see [`InputKind::of`]).
 ///
 /// ```no_run
 /// use std::path::Path;
@@ -52,6 +62,7 @@ pub fn read_image(path: &Path) -> Result<Volume, ImageReadError> {
     Ok(match InputKind::of(path) {
         InputKind::Nifti => read_nifti(path)?,
         InputKind::DicomFolder => read_dicom_series(path)?,
+        InputKind::DicomZip => crate::dicom::read_dicom_zip(path)?,
     })
 }
 

@@ -425,3 +425,42 @@ fn modality_is_read_as_the_official_cli_reads_it() {
     std::fs::write(empty.path().join("a.txt"), "x").expect("write");
     assert_eq!(detect_modality(empty.path()), None);
 }
+
+#[test]
+fn a_zip_of_the_series_reads_as_the_folder_does() {
+    // TotalSegmentator's dcm_to_nifti extracts a zip and converts the folder: same volume.
+    let dir = tempfile::tempdir().expect("tmp");
+    let zip_path = dir.path().join("example_ct_dicom.zip");
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&zip_path).expect("create"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(shared_series())
+        .expect("series")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    writer
+        .add_directory("series/", zip::write::SimpleFileOptions::default())
+        .expect("dir");
+    for file in &files {
+        let name = format!(
+            "series/{}",
+            file.file_name().expect("name").to_string_lossy()
+        );
+        writer
+            .start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("entry");
+        std::io::Write::write_all(&mut writer, &std::fs::read(file).expect("read")).expect("write");
+    }
+    writer.finish().expect("zip");
+
+    assert_eq!(
+        totalseg_io::InputKind::of(&zip_path),
+        totalseg_io::InputKind::DicomZip
+    );
+    let from_zip = totalseg_io::read_image(&zip_path).expect("zip reads");
+    let from_folder = read_dicom_series(&shared_series()).expect("folder reads");
+    assert_eq!(from_zip.data, from_folder.data);
+    assert_eq!(from_zip.affine, from_folder.affine);
+    assert_eq!(from_zip.spacing, from_folder.spacing);
+    assert_eq!(from_zip.header.dim, from_folder.header.dim);
+    assert_eq!(from_zip.source.as_deref(), Some(zip_path.as_path()));
+}
