@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use totalsegmentator::classifiers::modality::ModalityClassifier;
+use totalsegmentator::classifiers::modality::{
+    roi_features, roi_statistics_options, ModalityClassifier,
+};
 use totalsegmentator::classifiers::phase::PhaseClassifier;
-use totalsegmentator::{read_nifti, Volume};
+use totalsegmentator::{read_nifti, Device, SegmenterBuilder, Volume};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -288,4 +290,44 @@ fn the_model_runs_are_the_official_ones() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("total_mr") || err.contains("852"), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn roi_features_are_the_official_ones() {
+    // `get-modality -n`: the 16 median normalised intensities from total_mr --fast
+    // (synthetic weights, dataset 852) equal those the official code feeds its classifiers.
+    let cases = fixture("cases.json");
+    let scratch = tempfile::tempdir().expect("tmp");
+    let segmenter = SegmenterBuilder::new("total_mr")
+        .fast(true)
+        .statistics(Some(roi_statistics_options()))
+        .device(Device::Cpu)
+        .weights_dir(Some(repo().join("fixtures/pipeline/weights")))
+        .home_dir(Some(scratch.path().join("home")))
+        .offline(true)
+        .build()
+        .expect("total_mr --fast segmenter");
+    let mut checked = 0;
+    for case in cases["cases"].as_array().expect("cases") {
+        let Some(expected) = case.get("roi_features") else {
+            continue;
+        };
+        let input = input_path(case["input"].as_str().expect("input"), scratch.path());
+        let stats = segmenter
+            .segment_file(&input)
+            .expect("segments")
+            .statistics
+            .expect("statistics");
+        let ours = roi_features(&stats).expect("features");
+        let theirs: Vec<f64> = expected
+            .as_array()
+            .expect("features")
+            .iter()
+            .map(|v| v.as_f64().expect("number"))
+            .collect();
+        assert_eq!(ours, theirs, "{}", case["name"]);
+        assert!(theirs.iter().filter(|&&v| v != 0.0).count() >= 3);
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
 }

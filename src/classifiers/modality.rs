@@ -8,7 +8,7 @@
 
 use ndarray::ArrayView3;
 use totalseg_core::pairwise_sum::pairwise_sum_by;
-use totalseg_core::statistics::Statistics;
+use totalseg_core::statistics::{IntensityAggregation, Statistics, StatisticsOptions};
 use totalseg_core::xgboost::XgboostModel;
 
 use super::{json_dict, pprint_dict, xgboost_model, ClassifierError, PyValue};
@@ -237,6 +237,17 @@ pub fn image_features(data: ArrayView3<f32>) -> [f64; 4] {
             (lo.min(f64::from(v)), hi.max(f64::from(v)))
         });
     [mean, variance.sqrt(), min, max]
+}
+
+/// The statistics the `-n` run computes (`total_mr --fast`): median of the min-max
+/// normalised intensities, structures at the border kept.
+pub fn roi_statistics_options() -> StatisticsOptions {
+    StatisticsOptions {
+        exclude_masks_at_border: false,
+        aggregation: IntensityAggregation::Median,
+        normalized_intensities: true,
+        extra_metrics: false,
+    }
 }
 
 /// The `-n` features: each of [`ROI_STRUCTURES`]' `intensity` in statistics computed with

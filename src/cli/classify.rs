@@ -4,13 +4,15 @@
 use std::path::Path;
 use std::time::Instant;
 
-use totalseg_core::statistics::{IntensityAggregation, Statistics, StatisticsOptions};
+use totalseg_core::statistics::Statistics;
 use totalseg_io::read_image;
 
 use super::args::{GetModalityArgs, GetPhaseArgs};
 use super::report::python_absolute;
 use super::run::side_segmenter;
-use crate::classifiers::modality::{image_features, roi_features, ModalityClassifier};
+use crate::classifiers::modality::{
+    image_features, roi_features, roi_statistics_options, ModalityClassifier,
+};
 use crate::classifiers::phase::{
     needs_headneck, phase_features, phase_statistics_options, statistics_from_json, PhaseClassifier,
 };
@@ -51,12 +53,7 @@ fn write_result(path: &Path, json: &str, pprint: &str, quiet: bool) -> Result<()
 pub(super) fn get_modality(args: &GetModalityArgs) -> Result<(), SegmentError> {
     let volume = read_image(&args.input)?;
     let result = if args.normalized_intensities {
-        let options = StatisticsOptions {
-            exclude_masks_at_border: false,
-            aggregation: IntensityAggregation::Median,
-            normalized_intensities: true,
-            extra_metrics: false,
-        };
+        let options = roi_statistics_options();
         let segmenter = side_segmenter(
             "total_mr",
             true,
