@@ -333,7 +333,7 @@ mod tests {
             Err(UbjsonError::UnknownMarker { marker: b'?', .. })
         ));
         assert!(matches!(
-            parse_ubjson(&[b'T', b'T']),
+            parse_ubjson(b"TT"),
             Err(UbjsonError::TrailingData { extra: 1 })
         ));
         assert!(parse_ubjson(&[b'{', b'i', 1, b'a']).is_err());
