@@ -41,6 +41,19 @@ pub enum Command {
     GetPhase(GetPhaseArgs),
     /// Show the tasks and their classes (TotalSegmentator's totalseg_info).
     Info(InfoArgs),
+    /// Unpack a manually downloaded weights zip into the weights folder (TotalSegmentator's
+    /// totalseg_import_weights), for machines without internet access.
+    ImportWeights(ImportWeightsArgs),
+}
+
+/// `totalseg import-weights -i DatasetNNN_name.zip`: the flag of `totalseg_import_weights`.
+#[derive(Debug, Args)]
+pub struct ImportWeightsArgs {
+    /// The weights zip file (a release archive holding `DatasetNNN_name/<model folder>/`).
+    #[arg(short = 'i', long = "weights_file", value_name = "filepath")]
+    pub weights_file: PathBuf,
+    #[command(flatten)]
+    pub location: WeightsLocationArgs,
 }
 
 /// `totalseg info [-lt | -cl -ta TASK] [--json]`: the flags of `totalseg_info` (`-lt`, `-cl`,

@@ -7,14 +7,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use totalseg_core::tasks::{format_classes_table, format_tasks_table, ClassMap, TaskRegistry};
 use totalseg_io::read_image;
 use totalseg_io::weights::{
-    check_licence_online, validate_licence_key, DirOverrides, DownloadBar, HttpOptions, StoreDirs,
-    StoreOptions, TotalsegConfig, WeightsStore, DEFAULT_LICENCE_SERVER_URL, ENV_LICENCE_SERVER_URL,
+    check_licence_online, dataset_folders_in_archive, unpack_dataset_archive, validate_licence_key,
+    DirOverrides, DownloadBar, ExpectedLayout, HttpOptions, StoreDirs, StoreOptions,
+    TotalsegConfig, WeightsStore, DEFAULT_LICENCE_SERVER_URL, ENV_LICENCE_SERVER_URL,
 };
 use totalseg_nn::Precision;
 
 use super::args::{
     parse_output_types, unsupported_option, Cli, CombineMasksArgs, Command, CropToBodyArgs,
-    DownloadArgs, OutputType, SegmentArgs, SetLicenseArgs, WeightsAction, WeightsLocationArgs,
+    DownloadArgs, ImportWeightsArgs, OutputType, SegmentArgs, SetLicenseArgs, WeightsAction,
+    WeightsLocationArgs,
 };
 use super::nora::{add_to_nora, NoraTag};
 use super::report::{python_absolute, RunReport};
@@ -92,6 +94,41 @@ fn set_license(args: &SetLicenseArgs) -> Result<(), SegmentError> {
     Ok(())
 }
 
+/// `totalseg_import_weights`: every `DatasetNNN_name/` folder of the zip, checked (safe
+/// names, a complete model folder) and unpacked into the weights folder; models are
+/// converted on first use as downloaded ones are.
+fn import_weights(args: &ImportWeightsArgs) -> Result<(), SegmentError> {
+    let archive = python_absolute(&args.weights_file);
+    let dirs = StoreDirs::from_env(&overrides(&args.location));
+    let root = dirs.download_root();
+    let folders = dataset_folders_in_archive(&archive)?;
+    if folders.is_empty() {
+        return Err(SegmentError::Input {
+            path: archive,
+            message: "no DatasetNNN_name/ folder at the top of the zip: not a TotalSegmentator weights archive".into(),
+        });
+    }
+    std::fs::create_dir_all(root).map_err(|source| SegmentError::Output {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    println!(
+        "Extracting file {} to {}",
+        archive.display(),
+        root.display()
+    );
+    for folder in &folders {
+        let layout = ExpectedLayout {
+            folder_name: folder,
+            model_folder: None,
+        };
+        let target =
+            unpack_dataset_archive(&archive, layout, root, &archive.display().to_string())?;
+        println!("  {}", target.display());
+    }
+    Ok(())
+}
+
 /// A segmenter for a side command: progress bars unless quiet, licence stored if given.
 pub(super) fn side_segmenter(
     task: &str,
@@ -132,6 +169,7 @@ pub fn run(cli: Cli) -> Result<(), SegmentError> {
         Some(Command::SetLicense(args)) => set_license(&args),
         Some(Command::GetModality(args)) => super::classify::get_modality(&args),
         Some(Command::GetPhase(args)) => super::classify::get_phase(&args),
+        Some(Command::ImportWeights(args)) => import_weights(&args),
         Some(Command::Info(args)) => {
             println!("{}", super::info::info_text(&args)?);
             Ok(())

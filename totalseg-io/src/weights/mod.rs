@@ -76,4 +76,4 @@ pub use store::{
     BoxError, ConvertedModel, Converter, StoreOptions, WeightsStore, CONVERTED_JSON_FILE,
     CONVERTED_SOURCE_FILE, CONVERTED_WEIGHTS_FILE, DEFAULT_RELEASE_URL_BASE, ENV_RELEASE_URL_BASE,
 };
-pub use unpack::{unpack_dataset_archive, ExpectedLayout};
+pub use unpack::{dataset_folders_in_archive, unpack_dataset_archive, ExpectedLayout};

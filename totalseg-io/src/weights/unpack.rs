@@ -93,6 +93,46 @@ pub fn unpack_dataset_archive(
     Ok(target)
 }
 
+/// The `DatasetNNN_name` folders at the top of a weights archive, sorted (what
+/// `totalseg import-weights` unpacks; entries elsewhere are ignored).
+pub fn dataset_folders_in_archive(archive: &Path) -> Result<Vec<String>, WeightsError> {
+    let corrupt = |reason: String| WeightsError::CorruptArchive {
+        url: archive.display().to_string(),
+        path: archive.to_path_buf(),
+        reason,
+    };
+    let file = File::open(archive).map_err(|e| io_error("opening the archive", archive, e))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| corrupt(e.to_string()))?;
+    let mut folders = BTreeSet::new();
+    for index in 0..zip.len() {
+        let entry = zip
+            .by_index_raw(index)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let Some(rel) = safe_relative_path(entry.name()) else {
+            continue;
+        };
+        let first = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        // Only `DatasetNNN_...` folders: a file at the top has no `/` after it.
+        if let Some(first) = first.filter(|f| is_dataset_folder_name(f)) {
+            if rel.components().count() > 1 || entry.is_dir() {
+                folders.insert(first);
+            }
+        }
+    }
+    Ok(folders.into_iter().collect())
+}
+
+/// `Dataset` followed by digits and `_`, as nnU-Net names dataset folders.
+fn is_dataset_folder_name(name: &str) -> bool {
+    name.strip_prefix("Dataset").is_some_and(|rest| {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && rest[digits..].starts_with('_')
+    })
+}
+
 struct Plan {
     /// (entry index, safe relative path starting with the folder name)
     entries: Vec<(usize, PathBuf)>,
@@ -264,5 +304,47 @@ mod tests {
             safe_relative_path("Dataset1_x/m/"),
             Some(PathBuf::from("Dataset1_x/m"))
         );
+    }
+
+    #[test]
+    fn dataset_folders_are_found_at_the_top_only() {
+        assert!(is_dataset_folder_name(
+            "Dataset297_TotalSegmentator_total_3mm_1559subj"
+        ));
+        assert!(!is_dataset_folder_name("Dataset_x"));
+        assert!(!is_dataset_folder_name("DatasetX_1"));
+        assert!(!is_dataset_folder_name("data"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("w.zip");
+        let mut zip = zip::ZipWriter::new(File::create(&archive).unwrap());
+        let options = zip::write::SimpleFileOptions::default();
+        for name in [
+            "Dataset300_body_6mm_1559subj/m/plans.json",
+            "Dataset299_body_1559subj/",
+            "Dataset1_file_at_top.txt",
+            "nested/Dataset5_x/plans.json",
+            "../Dataset6_evil/plans.json",
+        ] {
+            if name.ends_with('/') {
+                zip.add_directory(name, options).unwrap();
+            } else {
+                zip.start_file(name, options).unwrap();
+                zip.write_all(b"{}").unwrap();
+            }
+        }
+        zip.finish().unwrap();
+        assert_eq!(
+            dataset_folders_in_archive(&archive).unwrap(),
+            vec![
+                "Dataset299_body_1559subj".to_string(),
+                "Dataset300_body_6mm_1559subj".to_string()
+            ]
+        );
+        std::fs::write(&archive, b"PK\x03\x04 truncated").unwrap();
+        assert!(matches!(
+            dataset_folders_in_archive(&archive),
+            Err(WeightsError::CorruptArchive { .. })
+        ));
     }
 }
