@@ -210,6 +210,13 @@ fn anisotropic_input_fast_ml_matches_official() {
     check_multilabel_case("aniso_fast_ml");
 }
 
+/// `total_highres_test`: an anisotropic 0.75x0.75x1 mm target and the `3d_fullres_high`
+/// configuration (the 0.8x0.8x2.5 mm block resampled up to it, the labels back down).
+#[test]
+fn anisotropic_target_spacing_highres_ml_matches_official() {
+    check_multilabel_case("highres_aniso_ml");
+}
+
 #[test]
 fn force_split_fast_ml_matches_official() {
     check_multilabel_case("fast_force_split_ml");
