@@ -217,6 +217,13 @@ fn anisotropic_target_spacing_highres_ml_matches_official() {
     check_multilabel_case("highres_aniso_ml");
 }
 
+/// `liver_segments`: the 6 mm crop pre-pass to the liver (+10 mm), the crop resampled to
+/// 0.8047x0.8047x1.5 mm for the task's model, the labels pasted back into the full image.
+#[test]
+fn cropped_anisotropic_task_liver_segments_ml_matches_official() {
+    check_multilabel_case("liver_segments_ml");
+}
+
 #[test]
 fn force_split_fast_ml_matches_official() {
     check_multilabel_case("fast_force_split_ml");
