@@ -224,6 +224,14 @@ fn cropped_anisotropic_task_liver_segments_ml_matches_official() {
     check_multilabel_case("liver_segments_ml");
 }
 
+/// `hip_implant`: the 6 mm crop pre-pass to femur and hip (+3 mm) and no TotalSegmentator
+/// resampling: nnU-Net resamples the 3 mm crop to its 0.78x0.78x1 mm plans spacing and the
+/// logits back.
+#[test]
+fn native_spacing_task_hip_implant_ml_matches_official() {
+    check_multilabel_case("hip_implant_ml");
+}
+
 #[test]
 fn force_split_fast_ml_matches_official() {
     check_multilabel_case("fast_force_split_ml");
