@@ -12,7 +12,8 @@ use totalseg_core::sliding_window::AccumulationPrecision;
 use totalseg_core::statistics::StatisticsOptions;
 use totalseg_core::tasks::{ModelSize, TaskOptions, TaskRegistry, Variant};
 use totalseg_io::weights::{
-    DirOverrides, NoProgress, ProgressSink, StoreDirs, StoreOptions, WeightsStore,
+    DirOverrides, NoProgress, ProgressSink, StoreDirs, StoreOptions, TotalsegConfig, WeightsError,
+    WeightsStore,
 };
 use totalseg_nn::Precision;
 
@@ -341,8 +342,32 @@ impl SegmenterBuilder {
         options.download_command = format!("totalseg download --task {}", self.task);
         options.set_licence_command = "totalseg -l <licence number> ...".into();
         let store = WeightsStore::new(StoreDirs::from_env(&self.dirs), options);
+        if task.licensed {
+            check_stored_licence(&store, task.name)?;
+        }
         let provider = make_provider(store, self.download_progress)?;
         Ok(Segmenter::with_provider(task, run, provider))
+    }
+}
+
+/// The official tool's offline licence check (`show_license_info`), made before a licensed
+/// task runs even when its weights are on disk: a licence number of 18 characters must be
+/// stored in `<home>/config.json`.
+fn check_stored_licence(store: &WeightsStore, task: &str) -> Result<(), SegmentError> {
+    let config = TotalsegConfig::in_home(&store.dirs().home);
+    match config.licence_key()? {
+        None => Err(WeightsError::LicenceMissing {
+            task: task.to_string(),
+            config_file: config.path().to_path_buf(),
+            set_command: "totalseg set-license -l".into(),
+        }
+        .into()),
+        Some(key) if key.chars().count() != 18 => Err(WeightsError::LicenceFormat {
+            key,
+            reason: "it must have exactly 18 characters",
+        }
+        .into()),
+        Some(_) => Ok(()),
     }
 }
 

@@ -68,6 +68,15 @@ fn run_case_with(case: &Value, out_dir: &Path, extra: &[&str]) -> PathBuf {
         })
         .collect();
     let home = out_dir.join("home");
+    if let Some(key) = case["license_number"].as_str() {
+        // A licensed task: the official run had this number in its config.json.
+        std::fs::create_dir_all(&home).expect("home");
+        std::fs::write(
+            home.join("config.json"),
+            serde_json::json!({ "license_number": key }).to_string(),
+        )
+        .expect("config.json");
+    }
     let status = Command::new(env!("CARGO_BIN_EXE_totalseg"))
         .arg("-i")
         .arg(resolve_input(case["input"].as_str().expect("input")))
@@ -230,6 +239,13 @@ fn cropped_anisotropic_task_liver_segments_ml_matches_official() {
 #[test]
 fn native_spacing_task_hip_implant_ml_matches_official() {
     check_multilabel_case("hip_implant_ml");
+}
+
+/// `pulmonary_artery_landmarks`: a licensed task (licence number in config.json) whose five
+/// folds' logits are averaged, at 0.78x0.78x1 mm.
+#[test]
+fn five_fold_licensed_task_ml_matches_official() {
+    check_multilabel_case("pulmonary_artery_landmarks_ml");
 }
 
 #[test]

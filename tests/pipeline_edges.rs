@@ -910,3 +910,39 @@ fn combine_masks_matches_the_official_tool() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// As the official tool (`show_license_info`), a licensed task needs a licence number of 18
+/// characters in config.json even when its weights are on disk; `-l` stores one.
+#[test]
+fn licensed_tasks_need_a_stored_licence_as_in_totalsegmentator() {
+    let work = tempfile::tempdir().expect("tmp");
+    let input = repo().join("fixtures/pipeline/inputs/ct_block_0.8x0.8x2.5.nii.gz");
+    let args = ["--task", "pulmonary_artery_landmarks", "--ml"];
+    let err = run_failing(&input, &args, work.path());
+    assert!(err.contains("needs a TotalSegmentator licence"), "{err}");
+    assert!(!work.path().join("out.nii.gz").exists());
+
+    std::fs::create_dir_all(work.path().join("home")).expect("home");
+    std::fs::write(
+        work.path().join("home/config.json"),
+        r#"{"license_number": "aca_short"}"#,
+    )
+    .expect("config");
+    let err = run_failing(&input, &args, work.path());
+    assert!(err.contains("18 characters"), "{err}");
+
+    let out = work.path().join("licensed.nii.gz");
+    run_ok(
+        &input,
+        &out,
+        &[
+            "--task",
+            "pulmonary_artery_landmarks",
+            "--ml",
+            "-l",
+            "aca_FIXTURES000000",
+        ],
+        work.path(),
+    );
+    assert!(out.is_file());
+}
