@@ -248,6 +248,13 @@ fn five_fold_licensed_task_ml_matches_official() {
     check_multilabel_case("pulmonary_artery_landmarks_ml");
 }
 
+/// `total_v3 --fast --model_size small`: the ResEnc L plans (`nnUNetResEncUNetLPlans_8`), a
+/// ResidualEncoderUNet through the whole pipeline.
+#[test]
+fn residual_encoder_unet_total_v3_fast_small_ml_matches_official() {
+    check_multilabel_case("total_v3_fast_small_ml");
+}
+
 #[test]
 fn force_split_fast_ml_matches_official() {
     check_multilabel_case("fast_force_split_ml");
