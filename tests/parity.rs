@@ -255,6 +255,13 @@ fn residual_encoder_unet_total_v3_fast_small_ml_matches_official() {
     check_multilabel_case("total_v3_fast_small_ml");
 }
 
+/// `total_mr` default: two 1.5 mm MR parts (z-score normalisation) merged with TotalSegmentator's
+/// MR part maps.
+#[test]
+fn total_mr_two_part_ml_matches_official() {
+    check_multilabel_case("total_mr_ml");
+}
+
 #[test]
 fn force_split_fast_ml_matches_official() {
     check_multilabel_case("fast_force_split_ml");
