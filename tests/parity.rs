@@ -262,6 +262,19 @@ fn total_mr_two_part_ml_matches_official() {
     check_multilabel_case("total_mr_ml");
 }
 
+/// `total_mr --roi_subset`: the 3 mm MR model (852) as crop pre-pass, then only the part that
+/// holds the classes (851).
+#[test]
+fn total_mr_roi_subset_ml_matches_official() {
+    check_multilabel_case("total_mr_roi_subset_ml");
+}
+
+/// `--roi_subset_robust`: the 3 mm model (297) as crop pre-pass instead of the 6 mm one.
+#[test]
+fn roi_subset_robust_ml_matches_official() {
+    check_multilabel_case("roi_subset_robust_ml");
+}
+
 #[test]
 fn force_split_fast_ml_matches_official() {
     check_multilabel_case("fast_force_split_ml");
