@@ -275,6 +275,13 @@ fn roi_subset_robust_ml_matches_official() {
     check_multilabel_case("roi_subset_robust_ml");
 }
 
+/// `headneck_bones_vessels --robust_crop`: the 3 mm crop pre-pass to clavicles and vertebrae
+/// C1-T4 (+40 mm), the crop through a 0.75x0.75x1 mm `3d_fullres_high` model, pasted back.
+#[test]
+fn headneck_robust_crop_ml_matches_official() {
+    check_multilabel_case("headneck_robust_crop_ml");
+}
+
 #[test]
 fn force_split_fast_ml_matches_official() {
     check_multilabel_case("fast_force_split_ml");
