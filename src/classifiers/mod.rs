@@ -12,6 +12,7 @@ pub mod phase;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use totalseg_core::statistics::{Statistics, StructureStatistics};
 use totalseg_core::xgboost::{XgboostModel, XgboostModelError};
 use totalseg_io::ubjson::{parse_ubjson, UbjsonError};
 
@@ -93,6 +94,18 @@ fn looks_like_json_text(bytes: &[u8]) -> bool {
         ),
         _ => false,
     }
+}
+
+/// The entry of `name` in `stats`, or an error naming where the statistics came from.
+pub(crate) fn structure<'a>(
+    stats: &'a Statistics,
+    name: &str,
+    source_name: &str,
+) -> Result<&'a StructureStatistics, ClassifierError> {
+    stats.get(name).ok_or_else(|| ClassifierError::Statistics {
+        source_name: source_name.to_string(),
+        message: format!("no structure {name:?}"),
+    })
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ClassifierError> {

@@ -9,9 +9,10 @@
 use ndarray::ArrayView3;
 use totalseg_core::pairwise_sum::pairwise_sum_by;
 use totalseg_core::statistics::{IntensityAggregation, Statistics, StatisticsOptions};
+pub use totalseg_core::tasks::Modality;
 use totalseg_core::xgboost::XgboostModel;
 
-use super::{json_dict, pprint_dict, xgboost_model, ClassifierError, PyValue};
+use super::{json_dict, pprint_dict, structure, xgboost_model, ClassifierError, PyValue};
 
 /// The intensity-only classifiers (`modality_classifiers_2025_02_24.json.<fold>`).
 const IMAGE_CLASSIFIERS: [(&str, &[u8]); 5] = [
@@ -93,25 +94,6 @@ pub const ROI_STRUCTURES: [&str; 16] = [
     "iliopsoas_right",
 ];
 
-/// CT or MR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Modality {
-    /// Computed tomography.
-    Ct,
-    /// Magnetic resonance.
-    Mr,
-}
-
-impl Modality {
-    /// `"ct"` or `"mr"`, as the official JSON writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Modality::Ct => "ct",
-            Modality::Mr => "mr",
-        }
-    }
-}
-
 /// The official command's result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModalityPrediction {
@@ -134,7 +116,11 @@ impl ModalityPrediction {
 
     fn entries(&self) -> [(&'static str, PyValue); 2] {
         [
-            ("modality", PyValue::Str(self.modality.as_str().into())),
+            // The official JSON spells it in lower case (`ct`, `mr`).
+            (
+                "modality",
+                PyValue::Str(self.modality.as_str().to_ascii_lowercase()),
+            ),
             ("probability", PyValue::Float(self.probability)),
         ]
     }
@@ -255,17 +241,7 @@ pub fn roi_statistics_options() -> StatisticsOptions {
 pub fn roi_features(stats: &Statistics) -> Result<Vec<f64>, ClassifierError> {
     ROI_STRUCTURES
         .iter()
-        .map(|name| {
-            stats
-                .entries
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, s)| s.intensity)
-                .ok_or_else(|| ClassifierError::Statistics {
-                    source_name: "total_mr".into(),
-                    message: format!("no structure {name}"),
-                })
-        })
+        .map(|name| Ok(structure(stats, name, "total_mr")?.intensity))
         .collect()
 }
 

@@ -15,8 +15,8 @@ use totalseg_core::xgboost::XgboostModel;
 use weights_converter::pickle::{unpickle, Heap, Object, Value};
 
 use super::{
-    json_dict, model_from_document, pprint_dict, python_round, read_file, xgboost_document,
-    ClassifierError, PyValue,
+    json_dict, model_from_document, pprint_dict, python_round, read_file, structure,
+    xgboost_document, ClassifierError, PyValue,
 };
 
 /// `contrast_phase_classifiers_2024_07_19.pkl`, as TotalSegmentator ships it.
@@ -290,22 +290,6 @@ pub fn statistics_from_json(text: &str, source_name: &str) -> Result<Statistics,
         })
         .collect::<Result<Vec<_>, ClassifierError>>()?;
     Ok(Statistics { entries })
-}
-
-fn structure<'a>(
-    stats: &'a Statistics,
-    name: &str,
-    source_name: &str,
-) -> Result<&'a StructureStatistics, ClassifierError> {
-    stats
-        .entries
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, s)| s)
-        .ok_or_else(|| ClassifierError::Statistics {
-            source_name: source_name.to_string(),
-            message: format!("no structure {name:?}"),
-        })
 }
 
 /// Whether the official command runs the head-and-neck model: brain volume above

@@ -110,6 +110,19 @@ pub struct Statistics {
 }
 
 impl Statistics {
+    /// The entry of the structure `name`, if it is in these statistics.
+    ///
+    /// ```
+    /// use totalseg_core::statistics::{Statistics, StructureStatistics};
+    /// let liver = StructureStatistics { volume: 10.0, intensity: 60.0, extra: None };
+    /// let stats = Statistics { entries: vec![("liver".to_string(), liver)] };
+    /// assert_eq!(stats.get("liver").map(|s| s.intensity), Some(60.0));
+    /// assert!(stats.get("spleen").is_none());
+    /// ```
+    pub fn get(&self, name: &str) -> Option<&StructureStatistics> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
     /// The JSON text `json.dump(stats, f, indent=4)` writes (no trailing newline).
     pub fn to_json_string(&self) -> String {
         let items: Vec<String> = self
