@@ -159,60 +159,47 @@ fn commands_write_the_official_json() {
 fn bad_inputs_are_clear_errors_without_output() {
     let scratch = tempfile::tempdir().expect("tmp");
     let out = scratch.path().join("result.json");
-    let run = |args: &[&str]| {
+    // `totalseg <command> -i <input> -o <out> <extra>`.
+    let run = |command: &str, input: &Path, extra: &[&Path]| {
         Command::new(env!("CARGO_BIN_EXE_totalseg"))
-            .args(args)
+            .arg(command)
+            .arg("-i")
+            .arg(input)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
             .env("TOTALSEG_HOME_DIR", scratch.path().join("home"))
             .output()
             .expect("totalseg runs")
     };
-    let out_s = out.to_str().expect("utf-8");
 
     // A truncated NIfTI.
     let broken = scratch.path().join("broken.nii.gz");
-    let bytes = std::fs::read(repo().join("../shared/data/totalseg-examples/example_ct_sm.nii.gz"))
-        .expect("example");
+    let ct = repo().join("../shared/data/totalseg-examples/example_ct_sm.nii.gz");
+    let bytes = std::fs::read(&ct).expect("example");
     std::fs::write(&broken, &bytes[..bytes.len() / 3]).expect("write");
-    let o = run(&[
-        "get-modality",
-        "-i",
-        broken.to_str().expect("utf-8"),
-        "-o",
-        out_s,
-    ]);
+    let o = run("get-modality", &broken, &[]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("broken.nii.gz"));
 
     // Statistics without the structures the phase classifier reads.
     let stats = scratch.path().join("stats.json");
     std::fs::write(&stats, r#"{"liver": {"volume": 10.0, "intensity": 60.0}}"#).expect("write");
-    let ct = repo().join("../shared/data/totalseg-examples/example_ct_sm.nii.gz");
-    let o = run(&[
+    let o = run(
         "get-phase",
-        "-i",
-        ct.to_str().expect("utf-8"),
-        "-o",
-        out_s,
-        "-s",
-        stats.to_str().expect("utf-8"),
-        "-q",
-    ]);
+        &ct,
+        &[Path::new("-s"), &stats, Path::new("-q")],
+    );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("stats.json") && err.contains("brain"), "{err}");
 
     // A classifier file that is not a pickle.
-    let o = run(&[
+    let o = run(
         "get-phase",
-        "-i",
-        ct.to_str().expect("utf-8"),
-        "-o",
-        out_s,
-        "-s",
-        stats.to_str().expect("utf-8"),
-        "-m",
-        stats.to_str().expect("utf-8"),
-    ]);
+        &ct,
+        &[Path::new("-s"), &stats, Path::new("-m"), &stats],
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a pickle"));
     assert!(!out.exists(), "no output after a failure");
@@ -236,9 +223,15 @@ fn the_model_runs_are_the_official_ones() {
     let stats_path = scratch.path().join("stats_brain.json");
     std::fs::write(&stats_path, stats.to_string()).expect("write");
     let ct = repo().join("../shared/data/totalseg-examples/example_ct_sm.nii.gz");
-    let run = |args: &[&std::ffi::OsStr]| {
+    // `totalseg <command> -i <ct> -o <out> <extra>` offline on the empty weights folder.
+    let run = |command: &str, extra: &[&std::ffi::OsStr]| {
         Command::new(env!("CARGO_BIN_EXE_totalseg"))
-            .args(args)
+            .arg(command)
+            .arg("-i")
+            .arg(&ct)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
             .args(["-d", "cpu", "-q", "--offline", "--weights-dir"])
             .arg(&empty)
             .env("TOTALSEG_HOME_DIR", scratch.path().join("home"))
@@ -246,15 +239,8 @@ fn the_model_runs_are_the_official_ones() {
             .output()
             .expect("totalseg runs")
     };
-    let o = run(&[
-        "get-phase".as_ref(),
-        "-i".as_ref(),
-        ct.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "-s".as_ref(),
-        stats_path.as_os_str(),
-    ]);
+    let with_stats = ["-s".as_ref(), stats_path.as_os_str()];
+    let o = run("get-phase", &with_stats);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -265,27 +251,12 @@ fn the_model_runs_are_the_official_ones() {
     // Below the brain threshold the same statistics need no model at all.
     stats["brain"]["volume"] = Value::from(100.0);
     std::fs::write(&stats_path, stats.to_string()).expect("write");
-    let o = run(&[
-        "get-phase".as_ref(),
-        "-i".as_ref(),
-        ct.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "-s".as_ref(),
-        stats_path.as_os_str(),
-    ]);
+    let o = run("get-phase", &with_stats);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.exists());
     std::fs::remove_file(&out).expect("rm");
 
-    let o = run(&[
-        "get-modality".as_ref(),
-        "-i".as_ref(),
-        ct.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "-n".as_ref(),
-    ]);
+    let o = run("get-modality", &["-n".as_ref()]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("total_mr") || err.contains("852"), "{err}");

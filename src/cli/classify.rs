@@ -104,6 +104,18 @@ fn get_phase_run(args: &GetPhaseArgs) -> Result<(), SegmentError> {
     }
     // Read only when a model has to run (with -s and no brain, the image is not needed).
     let mut volume: Option<Volume> = None;
+    // One model run with the statistics get_phase reads (`--save_lowres` with `--fast`).
+    let run_model = |task: &str, fast: bool, volume: &mut Option<Volume>| {
+        let started = Instant::now();
+        let segmenter =
+            side_segmenter(task, fast, &args.device, &args.location, args.quiet, |b| {
+                b.save_lowres(fast)
+                    .statistics(Some(phase_statistics_options()))
+            })?;
+        let stats = run_statistics(&segmenter, loaded(volume, &args.input)?)?;
+        say(&format!("  took: {:.2}s", started.elapsed().as_secs_f64()));
+        Ok::<_, SegmentError>(stats)
+    };
 
     let (total, total_source) = match &args.existing_stats {
         Some(path) => {
@@ -116,38 +128,14 @@ fn get_phase_run(args: &GetPhaseArgs) -> Result<(), SegmentError> {
         }
         None => {
             say("Running TotalSegmentator model");
-            let started = Instant::now();
-            let segmenter = side_segmenter(
-                "total",
-                true,
-                &args.device,
-                &args.location,
-                args.quiet,
-                |b| {
-                    b.save_lowres(true)
-                        .statistics(Some(phase_statistics_options()))
-                },
-            )?;
-            let stats = run_statistics(&segmenter, loaded(&mut volume, &args.input)?)?;
-            say(&format!("  took: {:.2}s", started.elapsed().as_secs_f64()));
+            let stats = run_model("total", true, &mut volume)?;
             (stats, "total --fast".to_string())
         }
     };
 
     let headneck = if needs_headneck(&total, &total_source)? {
         say("Running headneck model");
-        let started = Instant::now();
-        let segmenter = side_segmenter(
-            "headneck_bones_vessels",
-            false,
-            &args.device,
-            &args.location,
-            args.quiet,
-            |b| b.statistics(Some(phase_statistics_options())),
-        )?;
-        let stats = run_statistics(&segmenter, loaded(&mut volume, &args.input)?)?;
-        say(&format!("  took: {:.2}s", started.elapsed().as_secs_f64()));
-        Some(stats)
+        Some(run_model("headneck_bones_vessels", false, &mut volume)?)
     } else {
         None
     };

@@ -214,9 +214,11 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
     let output_types =
         parse_output_types(args.output_type.as_ref()).map_err(SegmentError::Model)?;
     let dicom_output = output_types.iter().any(|t| t.is_dicom());
+    // Once: telling a zip from a folder opens the file.
+    let input_kind = totalseg_io::InputKind::of(&input);
     if dicom_output {
         // By name, as the official tool decides: a missing folder then fails when read.
-        match totalseg_io::InputKind::of(&input) {
+        match input_kind {
             totalseg_io::InputKind::DicomFolder => {}
             // The outputs refer to the source slices, which the zip only holds while read.
             totalseg_io::InputKind::DicomZip => {
@@ -244,7 +246,7 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
                     .into(),
             ));
         }
-        if totalseg_io::InputKind::of(&input).is_dicom() {
+        if input_kind.is_dicom() {
             return Err(SegmentError::Model(
                 "Radiomics not supported for DICOM input. Use nifti input.".into(),
             ));
@@ -282,7 +284,7 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
     });
     // The official CLI swaps total and total_mr to match a DICOM series' Modality.
     let mut task_name = args.task.clone();
-    if input.exists() && totalseg_io::InputKind::of(&input) == totalseg_io::InputKind::DicomFolder {
+    if input.exists() && input_kind == totalseg_io::InputKind::DicomFolder {
         let modality = totalseg_io::dicom::detect_modality(&input);
         let (chosen, warning) =
             totalseg_io::dicom::task_for_modality(&task_name, modality.as_deref());
@@ -348,7 +350,7 @@ fn segment_run(args: SegmentArgs) -> Result<(), SegmentError> {
         }));
     }
 
-    if !quiet && totalseg_io::InputKind::of(&input).is_dicom() {
+    if !quiet && input_kind.is_dicom() {
         eprintln!("Converting dicom to nifti...");
     }
     let volume = crate::timing::stage("read input", || read_image(&input))?;
