@@ -12,7 +12,9 @@ pub mod phase;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use totalseg_core::statistics::{Statistics, StructureStatistics};
+use totalseg_core::statistics::{
+    python_float_repr, python_json_object, python_json_string, Statistics, StructureStatistics,
+};
 use totalseg_core::xgboost::{XgboostModel, XgboostModelError};
 use totalseg_io::ubjson::{parse_ubjson, UbjsonError};
 
@@ -115,15 +117,6 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ClassifierError> {
     })
 }
 
-/// Python's `round(x, ndigits)`: the double nearest to `x` correctly rounded to `ndigits`
-/// decimals (Rust's formatting rounds the exact binary value, as CPython does).
-pub(crate) fn python_round(x: f64, ndigits: usize) -> f64 {
-    if !x.is_finite() {
-        return x;
-    }
-    format!("{x:.ndigits$}").parse().unwrap_or(x)
-}
-
 /// `pprint.pprint` of a flat dict of strings and floats: keys sorted, on one line when it
 /// fits in 80 columns, else one entry per line.
 pub(crate) fn pprint_dict(entries: &[(&str, PyValue)]) -> String {
@@ -145,9 +138,9 @@ pub(crate) fn pprint_dict(entries: &[(&str, PyValue)]) -> String {
 pub(crate) fn json_dict(entries: &[(&str, PyValue)]) -> String {
     let items: Vec<String> = entries
         .iter()
-        .map(|(k, v)| format!("    \"{k}\": {}", v.json()))
+        .map(|(k, v)| format!("    {}: {}", python_json_string(k), v.json()))
         .collect();
-    format!("{{\n{}\n}}", items.join(",\n"))
+    python_json_object(&items, "")
 }
 
 /// A value of the result dicts the side commands print and write.
@@ -161,14 +154,14 @@ impl PyValue {
     fn repr(&self) -> String {
         match self {
             PyValue::Str(s) => format!("'{s}'"),
-            PyValue::Float(x) => totalseg_core::statistics::python_float_repr(*x),
+            PyValue::Float(x) => python_float_repr(*x),
         }
     }
 
     fn json(&self) -> String {
         match self {
-            PyValue::Str(s) => serde_json::Value::String(s.clone()).to_string(),
-            PyValue::Float(x) => totalseg_core::statistics::python_float_repr(*x),
+            PyValue::Str(s) => python_json_string(s),
+            PyValue::Float(x) => python_float_repr(*x),
         }
     }
 }
@@ -176,17 +169,6 @@ impl PyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn python_round_matches_cpython() {
-        // Values whose decimal expansion sits just below or above the half.
-        assert_eq!(python_round(2.675, 2), 2.67); // 2.67499999...
-        assert_eq!(python_round(1.005, 2), 1.0);
-        assert_eq!(python_round(0.125, 2), 0.12); // exact tie: half to even
-        assert_eq!(python_round(0.375, 2), 0.38);
-        assert_eq!(python_round(-0.5, 0), -0.0);
-        assert_eq!(python_round(73.216_4, 4), 73.2164);
-    }
 
     #[test]
     fn pprint_wraps_long_dicts_and_sorts_keys() {

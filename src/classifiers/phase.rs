@@ -9,14 +9,14 @@ use std::path::Path;
 
 use totalseg_core::pairwise_sum::pairwise_sum;
 use totalseg_core::statistics::{
-    IntensityAggregation, Statistics, StatisticsOptions, StructureStatistics,
+    python_round, IntensityAggregation, Statistics, StatisticsOptions, StructureStatistics,
 };
 use totalseg_core::xgboost::XgboostModel;
 use weights_converter::pickle::{unpickle, Heap, Object, Value};
 
 use super::{
-    json_dict, model_from_document, pprint_dict, python_round, read_file, structure,
-    xgboost_document, ClassifierError, PyValue,
+    json_dict, model_from_document, pprint_dict, read_file, structure, xgboost_document,
+    ClassifierError, PyValue,
 };
 
 /// `contrast_phase_classifiers_2024_07_19.pkl`, as TotalSegmentator ships it.

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use totalseg_core::statistics::python_json_string as json_string;
 use totalseg_core::tasks::{format_classes_table, TaskError, TaskRegistry, LICENSE_URL};
 
 use super::args::InfoArgs;
@@ -121,9 +122,4 @@ fn registry_json(registry: &TaskRegistry) -> Result<String, TaskError> {
         json_string(registry.version()),
         tasks.join(",\n")
     ))
-}
-
-/// A JSON string as Python's `json.dumps` writes it (ASCII-only names here).
-fn json_string(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
 }

@@ -203,7 +203,7 @@ fn output_type_value(args: &SegmentArgs) -> serde_json::Value {
 
 /// Python's `round(seconds, 2)`.
 pub fn round_seconds(seconds: f64) -> f64 {
-    format!("{seconds:.2}").parse().unwrap_or(seconds)
+    totalseg_core::statistics::python_round(seconds, 2)
 }
 
 #[cfg(test)]

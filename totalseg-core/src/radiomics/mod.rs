@@ -254,14 +254,7 @@ fn zero_features(warning: String) -> StructureRadiomics {
     }
 }
 
-/// Python's `round(value, digits)` for floats: correctly rounded, ties to even.
-pub fn python_round(value: f64, digits: usize) -> f64 {
-    if !value.is_finite() {
-        return value;
-    }
-    // Rust's fixed-precision formatting is exact and rounds ties to even, like Python's.
-    format!("{value:.digits$}").parse().unwrap_or(value)
-}
+pub use crate::statistics::python_round;
 
 /// `statistics_radiomics.json`: structure name -> features, in the order of the mask files.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -60,9 +60,24 @@ pub fn python_float_repr(value: f64) -> String {
     }
 }
 
+/// Python's `round(value, digits)` for floats: the decimal correctly rounded from the exact
+/// binary value, ties to even (Rust's fixed-precision formatting does the same), read back.
+///
+/// ```
+/// use totalseg_core::statistics::python_round;
+/// assert_eq!(python_round(2.675, 2), 2.67); // 2.67499999... in binary
+/// assert_eq!(python_round(0.125, 2), 0.12); // an exact tie: to even
+/// ```
+pub fn python_round(value: f64, digits: usize) -> f64 {
+    if !value.is_finite() {
+        return value;
+    }
+    format!("{value:.digits$}").parse().unwrap_or(value)
+}
+
 /// A JSON object as `json.dump(..., indent=4)` writes it from its already indented
 /// `"key": value` lines: `{}` when there are none.
-pub(crate) fn python_json_object(items: &[String], closing_indent: &str) -> String {
+pub fn python_json_object(items: &[String], closing_indent: &str) -> String {
     if items.is_empty() {
         "{}".to_string()
     } else {
@@ -71,7 +86,7 @@ pub(crate) fn python_json_object(items: &[String], closing_indent: &str) -> Stri
 }
 
 /// A JSON string literal as Python's `json.dumps` (with `ensure_ascii=True`) writes it.
-pub(crate) fn python_json_string(text: &str) -> String {
+pub fn python_json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for ch in text.chars() {
@@ -133,4 +148,20 @@ fn push_list(out: &mut String, key: &str, items: Option<&[String]>) {
         Some(items) => write!(out, ",\n{KEY}\"{key}\": [\n{}\n{KEY}]", items.join(",\n")),
         None => write!(out, ",\n{KEY}\"{key}\": null"),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_round_matches_cpython() {
+        // Values whose decimal expansion sits just below or above the half.
+        assert_eq!(python_round(2.675, 2), 2.67); // 2.67499999...
+        assert_eq!(python_round(1.005, 2), 1.0);
+        assert_eq!(python_round(0.125, 2), 0.12); // exact tie: half to even
+        assert_eq!(python_round(0.375, 2), 0.38);
+        assert_eq!(python_round(-0.5, 0), -0.0);
+        assert_eq!(python_round(73.216_4, 4), 73.2164);
+    }
 }

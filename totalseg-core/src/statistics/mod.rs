@@ -10,7 +10,7 @@ use std::path::Path;
 
 use ndarray::{ArrayView3, Zip};
 
-pub use json::python_float_repr;
+pub use json::{python_float_repr, python_json_object, python_json_string, python_round};
 
 use crate::pairwise_sum::pairwise_sum;
 
@@ -293,12 +293,6 @@ fn extra_metrics(values: ArrayView3<f64>, mask: ArrayView3<bool>, count: usize) 
         centroid_vox: Some(centroid),
         bbox_vox: Some(bbox),
     }
-}
-
-/// Python's `round(value, digits)`: the decimal correctly rounded from the exact binary value,
-/// ties to even (Rust's fixed-precision formatting does the same), read back.
-fn python_round(value: f64, digits: usize) -> f64 {
-    format!("{value:.digits$}").parse().unwrap_or(value)
 }
 
 /// `np.average(ct, weights=mask)` for int16 CT: every partial sum is an integer far below
